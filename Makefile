@@ -1,0 +1,92 @@
+# The two commands of the README:
+#   make run    set up the controller (pinned venv + this collection) and run site.yml on inventory/example
+#   make test   everything that can run on a machine without a cluster or GPU
+# Everything else here is a step of one of those two.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+LITELLM_VENV ?= .cache/venv-litellm
+BIN := $(VENV)/bin
+INVENTORY ?= inventory/example
+PLAYBOOK_ARGS ?=
+COLLECTIONS := .collections
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+TARBALL := .cache/dist/homelab-ai-$(VERSION).tar.gz
+AGE_KEY ?= $(or $(SOPS_AGE_KEY_FILE),$(HOME)/.config/sops/age/keys.txt)
+PYTEST_ARGS ?=
+
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export SOPS_AGE_KEY_FILE := $(AGE_KEY)
+
+.PHONY: help run test install lint unit integration molecule bench age-key clean
+
+help:
+	@echo "make run     set up and run site.yml on $(INVENTORY) (render mode: writes build/<cluster>/)"
+	@echo "make test    lint, unit, integration and molecule tests"
+	@echo "make bench   benchmarks (results go into README.md by hand)"
+
+# --- set-up -------------------------------------------------------------------------------------
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
+
+$(VENV)/.main.stamp: requirements/main.lock | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet -r requirements/main.lock
+	touch $@
+
+$(VENV)/.test.stamp: requirements/test.lock $(VENV)/.main.stamp
+	$(BIN)/python -m pip install --quiet -r requirements/test.lock
+	touch $@
+
+$(LITELLM_VENV)/.stamp: requirements/litellm.lock
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
+	$(LITELLM_VENV)/bin/python -m pip install --quiet -r requirements/litellm.lock
+	touch $@
+
+# Build the collection from the checkout and install that artifact, as a user would.
+install: $(VENV)/.main.stamp
+	@mkdir -p .cache/dist
+	$(BIN)/ansible-galaxy collection build --force --output-path .cache/dist . >/dev/null
+	$(BIN)/ansible-galaxy collection install --force --no-deps -p $(COLLECTIONS) $(TARBALL) >/dev/null
+	@echo "installed homelab.ai $(VERSION) into $(COLLECTIONS)"
+
+age-key: $(VENV)/.main.stamp
+	@$(BIN)/python scripts/age-keygen.py --if-missing "$(AGE_KEY)"
+
+# --- the main job ------------------------------------------------------------------------------
+
+run: install age-key
+	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml $(PLAYBOOK_ARGS)
+
+# --- tests ---------------------------------------------------------------------------------------
+
+test: lint unit integration molecule
+
+lint: $(VENV)/.test.stamp install
+	$(BIN)/ruff check plugins tests benchmarks scripts
+	$(BIN)/mypy
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint
+	$(BIN)/antsibull-changelog lint
+
+unit: $(VENV)/.test.stamp
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp install
+	LITELLM_BIN=$(CURDIR)/$(LITELLM_VENV)/bin/litellm $(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS)
+
+molecule: $(VENV)/.test.stamp install
+	$(BIN)/molecule test --all
+
+bench: $(VENV)/.test.stamp install
+	$(BIN)/python benchmarks/render_speed.py
+
+clean:
+	rm -rf $(COLLECTIONS) .cache build

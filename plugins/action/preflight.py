@@ -1,0 +1,50 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""Action of homelab.ai.preflight (documented in plugins/modules/preflight.py).
+
+An action plugin because it reads the whole inventory on the controller: the shared variables, every
+node host's variables and every role's argument spec. The checks live in module_utils/_preflight.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
+from ansible_collections.homelab.ai.plugins.module_utils._preflight import load_role_specs, run_preflight
+
+_ROLES_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "roles")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset()
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        specs = load_role_specs(_ROLES_DIR)
+        prefixes = tuple(["homelab_ai_"] + [role + "_" for role in specs])
+        variables = {name: self._templar.template(value) for name, value in task_vars.items() if name.startswith(prefixes)}
+        group = variables.get("homelab_ai_node_group") or "homelab_ai_nodes"
+        hostvars = task_vars.get("hostvars", {})
+        hosts = {}
+        for host in task_vars.get("groups", {}).get(group, []):
+            host_vars = hostvars[host]
+            hosts[host] = {name: host_vars[name] for name in host_vars if name.startswith("homelab_ai_")}
+        try:
+            inventory, warnings = run_preflight(variables, hosts, specs, cwd=os.getcwd())
+        except InputError as exc:
+            result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
+            return result
+        result.update(changed=False, ansible_facts={"homelab_ai_inventory": inventory}, warnings=warnings)
+        result["summary"] = {
+            "cluster": inventory["cluster_name"],
+            "mode": inventory["mode"],
+            "nodes": len(inventory["nodes"]),
+            "gpus": sum(g["count"] for n in inventory["nodes"] for g in n["gpus"]),
+            "models": len(inventory["models"]),
+        }
+        return result

@@ -1,0 +1,39 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""Filters of homelab.ai: thin wrappers over module_utils (documented in the README and in each *.yml)."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.homelab.ai.plugins.module_utils._components import delivery_plan
+from ansible_collections.homelab.ai.plugins.module_utils._kube import gpu_resource, node_gpu
+from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config
+from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
+from ansible_collections.homelab.ai.plugins.module_utils._quantity import QuantityError, to_bytes, to_quantity
+from ansible_collections.homelab.ai.plugins.module_utils._yaml import dump
+
+
+def _wrap(func):
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (InputError, QuantityError, ValueError, KeyError) as exc:
+            raise AnsibleFilterError(f"homelab.ai.{func.__name__}: {exc}") from exc
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "delivery_plan": _wrap(delivery_plan),
+            "litellm_config": _wrap(litellm_config),
+            "gpu_resource": _wrap(gpu_resource),
+            "node_gpu": _wrap(node_gpu),
+            "to_bytes": _wrap(to_bytes),
+            "to_quantity": _wrap(to_quantity),
+            "to_nice_k8s_yaml": _wrap(dump),
+        }

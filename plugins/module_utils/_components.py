@@ -1,0 +1,231 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""What a role hands to the delivery: a component, its objects, Helm charts and secret specs.
+
+A role never talks to the cluster; it describes a component. The delivery turns the list of
+components into a GitOps tree (render) or server-side applies them (apply), in the order given here,
+so both modes deliver the same objects.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from ._problems import InputError, Problem
+
+__all__ = [
+    "CLUSTER_SCOPED_KINDS",
+    "COMMON_LABELS",
+    "delivery_plan",
+    "SYSTEM_NAMESPACES",
+    "apply_batches",
+    "flux_objects",
+    "namespaces_of",
+    "normalize_component",
+    "order_components",
+]
+
+# Kinds the collection renders that have no namespace.
+CLUSTER_SCOPED_KINDS = frozenset(
+    {"Namespace", "Node", "RuntimeClass", "StorageClass", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
+)
+# Namespaces that exist on every cluster (or belong to Flux), which the collection never creates.
+SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "flux-system"})
+FLUX_NAMESPACE = "flux-system"
+COMMON_LABELS = {"app.kubernetes.io/managed-by": "homelab.ai", "app.kubernetes.io/part-of": "homelab-ai"}
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_COMPONENT_KEYS = ("name", "needs", "objects", "secrets", "helm", "gpu_workloads", "summary")
+_HELM_KEYS = ("name", "namespace", "repo_name", "repo_url", "chart", "version", "values", "needs")
+
+
+def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[str, Any]:
+    """Check a component as a role registered it and fill in what it may leave out."""
+    problems: List[Problem] = []
+    name = raw.get("name")
+    where = f"component {name}"
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError([Problem("component", f"{name!r} is not a component name", "use a DNS label")])
+    for key in raw:
+        if key not in _COMPONENT_KEYS:
+            problems.append(Problem(f"{where}.{key}", "is not a component key", f"use {', '.join(_COMPONENT_KEYS)}"))
+    objects = []
+    for index, obj in enumerate(raw.get("objects") or []):
+        if not isinstance(obj, Mapping) or not obj.get("apiVersion") or not obj.get("kind") or not (obj.get("metadata") or {}).get("name"):
+            problems.append(Problem(f"{where}.objects[{index}]", "has no apiVersion, kind or metadata.name", "fix the role's template"))
+            continue
+        obj = dict(obj)
+        metadata = dict(obj["metadata"])
+        if obj["kind"] not in CLUSTER_SCOPED_KINDS and not metadata.get("namespace"):
+            metadata = {"name": metadata["name"], "namespace": default_namespace, **{k: v for k, v in metadata.items() if k != "name"}}
+        if obj["kind"] != "Node":  # a Node is not ours; only the labels we set on it are
+            metadata["labels"] = {**COMMON_LABELS, **dict(metadata.get("labels") or {})}
+        obj["metadata"] = metadata
+        objects.append(obj)
+    seen: Dict[tuple, int] = {}
+    for obj in objects:
+        key = (obj["apiVersion"].split("/")[0], obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        seen[key] = seen.get(key, 0) + 1
+    for key, count in seen.items():
+        if count > 1:
+            problems.append(Problem(where, f"renders {key[1]} {key[3]} {count} times", "give each object its own name"))
+    helm = []
+    for index, chart in enumerate(raw.get("helm") or []):
+        missing = [key for key in ("name", "namespace", "repo_name", "repo_url", "chart", "version") if not chart.get(key)]
+        unknown = [key for key in chart if key not in _HELM_KEYS]
+        if missing or unknown:
+            problems.append(Problem(f"{where}.helm[{index}]", f"missing {missing} / unknown {unknown}", "fix the role"))
+            continue
+        helm.append({"values": {}, "needs": [], **chart})
+    secrets = []
+    for index, secret in enumerate(raw.get("secrets") or []):
+        if not secret.get("name") or not isinstance(secret.get("keys"), Mapping) or not secret["keys"]:
+            problems.append(Problem(f"{where}.secrets[{index}]", "needs a name and at least one key", "fix the role"))
+            continue
+        secrets.append({"namespace": default_namespace, "type": "Opaque", "labels": {}, **secret})
+    if problems:
+        raise InputError(problems)
+    return {
+        "name": name,
+        "needs": list(raw.get("needs") or []),
+        "objects": objects,
+        "helm": helm,
+        "secrets": secrets,
+        "gpu_workloads": list(raw.get("gpu_workloads") or []),
+        "summary": dict(raw.get("summary") or {}),
+    }
+
+
+def order_components(components: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+    """Dependency order (``needs``), otherwise the order the roles ran in."""
+    by_name = {c["name"]: c for c in components}
+    ordered: List[Mapping[str, Any]] = []
+    state: Dict[str, str] = {}
+
+    def visit(name: str, chain: List[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            raise InputError([Problem("components", f"depend on each other in a cycle: {' -> '.join(chain + [name])}", "remove one of the needs")])
+        state[name] = "visiting"
+        for need in by_name[name]["needs"]:
+            if need in by_name:  # a need on a disabled component is no need
+                visit(need, chain + [name])
+        state[name] = "done"
+        ordered.append(by_name[name])
+
+    for component in components:
+        visit(component["name"], [])
+    return ordered
+
+
+def namespaces_of(components: Sequence[Mapping[str, Any]]) -> List[str]:
+    """Namespaces the objects, charts and secrets live in, which no component creates itself."""
+    used: set = set()
+    created: set = set()
+    for component in components:
+        for obj in component["objects"]:
+            if obj["kind"] == "Namespace":
+                created.add(obj["metadata"]["name"])
+            elif obj["metadata"].get("namespace"):
+                used.add(obj["metadata"]["namespace"])
+        used.update(chart["namespace"] for chart in component["helm"])
+        used.update(secret["namespace"] for secret in component["secrets"])
+    return sorted(used - created - SYSTEM_NAMESPACES)
+
+
+def flux_objects(chart: Mapping[str, Any], interval: str = "1h") -> List[Dict[str, Any]]:
+    """The Flux HelmRepository and HelmRelease that install a chart the way kubernetes.core.helm does."""
+    oci = chart["repo_url"].startswith("oci://")
+    repository: Dict[str, Any] = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "HelmRepository",
+        "metadata": {"name": chart["repo_name"], "namespace": FLUX_NAMESPACE},
+        "spec": {"interval": interval, "url": chart["repo_url"], **({"type": "oci"} if oci else {})},
+    }
+    release: Dict[str, Any] = {
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "metadata": {"name": chart["name"], "namespace": chart["namespace"]},
+        "spec": {
+            "interval": "30m",
+            "chart": {
+                "spec": {
+                    "chart": chart["chart"],
+                    "version": str(chart["version"]),
+                    "sourceRef": {"kind": "HelmRepository", "name": chart["repo_name"], "namespace": FLUX_NAMESPACE},
+                }
+            },
+            "install": {"crds": "CreateReplace", "remediation": {"retries": 3}},
+            "upgrade": {"crds": "CreateReplace", "remediation": {"retries": 3}},
+            **({"dependsOn": [{"name": need["name"], "namespace": need["namespace"]} for need in chart["needs"]]} if chart.get("needs") else {}),
+            "values": chart.get("values") or {},
+        },
+    }
+    return [repository, release]
+
+
+def apply_batches(components: Sequence[Mapping[str, Any]], namespace_objects: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """Server-side apply order: namespaces and CRDs first, then each component's charts and objects.
+
+    Every batch is ``{name, objects, helm, wait}``; ``wait`` lists the workloads whose rollout the
+    delivery waits for.
+    """
+    first = list(namespace_objects)
+    for component in components:
+        first.extend(obj for obj in component["objects"] if obj["kind"] in ("Namespace", "CustomResourceDefinition"))
+    batches: List[Dict[str, Any]] = [{"name": "namespaces", "objects": first, "helm": [], "wait": []}]
+    for component in components:
+        objects = [obj for obj in component["objects"] if obj["kind"] not in ("Namespace", "CustomResourceDefinition")]
+        wait = [
+            {"kind": obj["kind"], "name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"]}
+            for obj in objects
+            if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet") and _replicas(obj) != 0
+        ]
+        batches.append({"name": component["name"], "objects": objects, "helm": component["helm"], "wait": wait})
+    return batches
+
+
+def _replicas(obj: Mapping[str, Any]) -> Optional[int]:
+    return (obj.get("spec") or {}).get("replicas")
+
+
+def delivery_plan(components: Sequence[Mapping[str, Any]], inventory: Mapping[str, Any]) -> Dict[str, Any]:
+    """Everything the deliver role needs, in delivery order, computed once."""
+    ordered = order_components(components)
+    namespaces = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                # the AI workloads need no host access; GPUs come through device plugins
+                "labels": {**COMMON_LABELS, "pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "restricted"},
+            },
+        }
+        for name in namespaces_of(ordered)
+    ]
+    tree = inventory["tree_dir"]
+    secrets = []
+    for component in ordered:
+        for secret in component["secrets"]:
+            keys = {key: dict(spec or {}) for key, spec in secret["keys"].items()}
+            secrets.append(
+                {
+                    "component": component["name"],
+                    "name": secret["name"],
+                    "namespace": secret["namespace"],
+                    "type": secret["type"],
+                    "labels": {**COMMON_LABELS, **secret["labels"]},
+                    "path": f"{tree}/{component['name']}/secret-{secret['name']}.sops.yaml",
+                    "generate": {key: {k: v for k, v in spec.items() if k != "var"} for key, spec in keys.items()},
+                    "value_vars": {key: spec["var"] for key, spec in keys.items() if spec.get("var")},
+                }
+            )
+    return {
+        "tree_dir": tree,
+        "components": ordered,
+        "namespaces": namespaces,
+        "batches": apply_batches(ordered, namespaces),
+        "secrets": secrets,
+    }

@@ -1,0 +1,492 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""The inventory as the roles see it: validated, defaults filled in, one source of truth.
+
+``build_inventory`` takes the shared ``homelab_ai_*`` variables of the controller and the variables of
+every node host, and returns an ``Inventory`` or raises ``InputError`` with every problem found.
+Nothing here touches the network or the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from ._problems import InputError, Problem, suggest
+from ._quantity import QuantityError, to_bytes
+from ._sources import Source, SourceError, parse_source
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULTS",
+    "GPU_KEYS",
+    "MODEL_KEYS",
+    "MODES",
+    "NODE_VARIABLES",
+    "SHARED_VARIABLES",
+    "VENDORS",
+    "Gpu",
+    "Inventory",
+    "Model",
+    "Node",
+    "build_inventory",
+    "check_variable_names",
+    "slug",
+]
+
+VENDORS = ("nvidia", "amd", "intel")
+BACKENDS = ("llamacpp", "ollama")
+MODES = ("chat", "embedding", "completion")
+DISTRIBUTIONS = ("k3s", "generic")
+DEPLOY_MODES = ("render", "apply")
+
+# Shared variables of the controller and their defaults (documented in roles/preflight/meta/argument_specs.yml,
+# which a unit test keeps equal to this table).
+DEFAULTS: Dict[str, Any] = {
+    "homelab_ai_cluster_name": "homelab",
+    "homelab_ai_mode": "render",
+    "homelab_ai_namespace": "ai",
+    "homelab_ai_render_dir": "build",
+    "homelab_ai_kube_distribution": "k3s",
+    "homelab_ai_models": [],
+    "homelab_ai_node_group": "homelab_ai_nodes",
+    "homelab_ai_sops_age_recipients": [],
+    "homelab_ai_apply_timeout": 600,
+}
+SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
+    {
+        "homelab_ai_sops_age_key_file",
+        "homelab_ai_kubeconfig",
+        "homelab_ai_kube_context",
+        "homelab_ai_vram_overcommit",
+        "homelab_ai_inventory",  # the fact preflight sets
+        "homelab_ai_components",  # the fact the roles fill
+    }
+)
+# Variables of a node host.
+NODE_VARIABLES = frozenset({"homelab_ai_gpus", "homelab_ai_node_name", "homelab_ai_node_labels", "homelab_ai_gpu_facts"})
+
+GPU_KEYS = ("vendor", "model", "memory", "count", "sharing", "apu")
+SHARING_KEYS = ("replicas", "rename_by_default", "fail_requests_greater_than_one")
+MODEL_KEYS = (
+    "name",
+    "backend",
+    "source",
+    "sha256",
+    "mode",
+    "context",
+    "node",
+    "gpu_layers",
+    "parallel",
+    "scale_to_zero",
+    "size",
+    "cache_size",
+    "vram",
+    "args",
+)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+@dataclass
+class Gpu:
+    id: str  # <node>/<index>, stable across runs
+    vendor: str
+    model: str
+    memory: int  # bytes usable by workloads on one device (VRAM, or GTT for an APU)
+    count: int
+    replicas: int  # 1 = exclusive; >1 = time-sliced into that many schedulable units per device
+    apu: bool
+    rename_by_default: bool = False  # NVIDIA: advertise shared GPUs as nvidia.com/gpu.shared
+    fail_requests_greater_than_one: bool = True  # NVIDIA: refuse pods that ask for more than one shared GPU
+
+
+@dataclass
+class Node:
+    host: str  # inventory hostname
+    name: str  # Kubernetes node name
+    gpus: List[Gpu]
+    labels: Dict[str, str]
+
+    @property
+    def vendors(self) -> List[str]:
+        return sorted({gpu.vendor for gpu in self.gpus})
+
+
+@dataclass
+class Model:
+    name: str
+    slug: str  # DNS-label form of the name, for object names
+    backend: str
+    source: str
+    source_info: Dict[str, str]
+    sha256: Optional[str]
+    mode: str
+    context: int
+    node: Optional[str]  # Kubernetes node name
+    gpu_vendor: Optional[str]
+    gpu_layers: int
+    parallel: int
+    scale_to_zero: bool
+    size: Optional[int]
+    cache_size: Optional[int]
+    vram: Optional[int]
+    args: List[str]
+
+
+@dataclass
+class Inventory:
+    cluster_name: str
+    mode: str
+    namespace: str
+    render_dir: str
+    tree_dir: str
+    distribution: str
+    nodes: List[Node]
+    models: List[Model]
+    vendors: List[str] = field(default_factory=list)
+    apply_timeout: int = 600
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def node(self, name: str) -> Optional[Node]:
+        for node in self.nodes:
+            if name in (node.name, node.host):
+                return node
+        return None
+
+
+def slug(name: str, max_len: int = 52) -> str:
+    """A DNS label made from a model name (``qwen2.5-coder:14b`` -> ``qwen2-5-coder-14b``)."""
+    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return text[:max_len].rstrip("-") or "model"
+
+
+def check_variable_names(names: Sequence[str], known: Mapping[str, Sequence[str]]) -> List[Problem]:
+    """Misspelled variables: a name with a known prefix that no role or the preflight declares.
+
+    ``known`` maps a prefix (``homelab_ai``, ``ollama`` ...) to the variables declared under it.
+    """
+    problems = []
+    for name in sorted(names):
+        if name.startswith("_"):
+            continue
+        for prefix, declared in sorted(known.items(), key=lambda item: -len(item[0])):
+            if name.startswith(prefix + "_"):
+                if name not in declared:
+                    problems.append(
+                        Problem(
+                            name,
+                            f"is not a variable of homelab.ai{suggest(name, declared)}",
+                            "correct the name, or remove it; every variable is listed in the roles' meta/argument_specs.yml",
+                        )
+                    )
+                break
+    return problems
+
+
+def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, Any]], *, cwd: Optional[str] = None) -> Inventory:
+    """Validate and normalise; ``hosts`` maps each node's inventory hostname to its variables."""
+    problems: List[Problem] = []
+    values = {**DEFAULTS, **{key: value for key, value in shared.items() if value is not None}}
+
+    cluster = _choice_str(values, "homelab_ai_cluster_name", problems, pattern=_DNS_LABEL, what="a DNS label (lower case letters, digits, '-')")
+    mode = _choice(values, "homelab_ai_mode", DEPLOY_MODES, problems)
+    namespace = _choice_str(values, "homelab_ai_namespace", problems, pattern=_DNS_LABEL, what="a DNS label (lower case letters, digits, '-')")
+    distribution = _choice(values, "homelab_ai_kube_distribution", DISTRIBUTIONS, problems)
+    render_dir = values["homelab_ai_render_dir"]
+    if not isinstance(render_dir, str) or not render_dir:
+        problems.append(Problem("homelab_ai_render_dir", f"{render_dir!r} is not a path", "set a directory such as build"))
+        render_dir = "build"
+    render_dir = os.path.abspath(os.path.join(cwd or os.getcwd(), os.path.expanduser(render_dir)))
+    apply_timeout = _int("homelab_ai_apply_timeout", values["homelab_ai_apply_timeout"], problems, minimum=1, default=600)
+
+    nodes = [_node(host, hvars, problems) for host, hvars in hosts.items()]
+    _unique([(node.name, f"node {node.host}") for node in nodes], "homelab_ai_node_name", "give each node its own Kubernetes node name", problems)
+
+    raw_models = values["homelab_ai_models"]
+    models: List[Model] = []
+    indexed: List[tuple] = []
+    if not isinstance(raw_models, list):
+        problems.append(Problem("homelab_ai_models", f"must be a list of models, got {type(raw_models).__name__}", "write one '- name: ...' entry per model"))
+    else:
+        for index, raw in enumerate(raw_models):
+            model = _model(index, raw, nodes, problems)
+            if model:
+                models.append(model)
+                indexed.append((index, model))
+        _duplicates(indexed, problems)
+
+    if problems:
+        raise InputError(problems)
+    vendors = sorted({gpu.vendor for node in nodes for gpu in node.gpus})
+    return Inventory(
+        cluster_name=str(cluster),
+        mode=str(mode),
+        namespace=str(namespace),
+        render_dir=render_dir,
+        tree_dir=os.path.join(render_dir, str(cluster)),
+        distribution=str(distribution),
+        nodes=nodes,
+        models=models,
+        vendors=vendors,
+        apply_timeout=apply_timeout,
+    )
+
+
+# --- pieces -----------------------------------------------------------------------------------
+
+
+def _choice(values: Mapping[str, Any], key: str, choices: Sequence[str], problems: List[Problem]) -> str:
+    value = values[key]
+    if value not in choices:
+        problems.append(Problem(key, f"{value!r} is not one of {', '.join(choices)}{suggest(str(value), choices)}", f"set {key} to one of {', '.join(choices)}"))
+        return choices[0]
+    return str(value)
+
+
+def _choice_str(values: Mapping[str, Any], key: str, problems: List[Problem], *, pattern: "re.Pattern[str]", what: str) -> str:
+    value = values[key]
+    if not isinstance(value, str) or not pattern.match(value):
+        problems.append(Problem(key, f"{value!r} is not {what}", f"set {key} to {what}, for example {DEFAULTS[key]!r}"))
+        return str(DEFAULTS[key])
+    return value
+
+
+def _unknown_keys(where: str, raw: Mapping[str, Any], allowed: Sequence[str], problems: List[Problem]) -> None:
+    for key in raw:
+        if key not in allowed:
+            problems.append(Problem(f"{where}.{key}", f"is not a known key{suggest(str(key), allowed)}", f"use one of {', '.join(allowed)}"))
+
+
+def _quantity(where: str, value: Any, problems: List[Problem], *, required: bool = False) -> Optional[int]:
+    if value is None:
+        if required:
+            problems.append(Problem(where, "is missing", "give a size such as 24Gi"))
+        return None
+    try:
+        return to_bytes(value)
+    except QuantityError as exc:
+        problems.append(Problem(where, str(exc), "write a Kubernetes quantity such as 24Gi or 512Mi"))
+        return None
+
+
+def _int(where: str, value: Any, problems: List[Problem], *, minimum: int, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        else:
+            problems.append(Problem(where, f"{value!r} is not a whole number", f"write a whole number of at least {minimum}"))
+            return default
+    if value < minimum:
+        problems.append(Problem(where, f"{value} is below {minimum}", f"write a whole number of at least {minimum}"))
+        return default
+    return int(value)
+
+
+def _bool(where: str, value: Any, problems: List[Problem], default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    problems.append(Problem(where, f"{value!r} is not true or false", "write true or false"))
+    return default
+
+
+def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem]) -> Node:
+    name = hvars.get("homelab_ai_node_name") or host
+    if not isinstance(name, str) or not _DNS_SUBDOMAIN.match(name):
+        problems.append(Problem(f"{host}: homelab_ai_node_name", f"{name!r} is not a Kubernetes node name", "use the name `kubectl get nodes` shows"))
+        name = str(name)
+    labels_raw = hvars.get("homelab_ai_node_labels") or {}
+    labels: Dict[str, str] = {}
+    if not isinstance(labels_raw, Mapping):
+        problems.append(Problem(f"{host}: homelab_ai_node_labels", "must be a mapping of label to value", "write key: value pairs"))
+    else:
+        for key, value in labels_raw.items():
+            text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+            if not _LABEL_KEY.match(str(key)) or not _LABEL_VALUE.match(text):
+                problems.append(Problem(f"{host}: homelab_ai_node_labels.{key}", f"{key}={text} is not a valid Kubernetes label", "use [prefix/]name with letters, digits, '-', '_' and '.' (values up to 63 characters)"))
+            labels[str(key)] = text
+    gpus_raw = hvars.get("homelab_ai_gpus") or []
+    gpus: List[Gpu] = []
+    if not isinstance(gpus_raw, list):
+        problems.append(Problem(f"{host}: homelab_ai_gpus", "must be a list of GPUs", "write one '- vendor: ...' entry per kind of GPU"))
+        gpus_raw = []
+    for index, raw in enumerate(gpus_raw):
+        where = f"{host}: homelab_ai_gpus[{index}]"
+        if not isinstance(raw, Mapping):
+            problems.append(Problem(where, f"{raw!r} is not a mapping", "write vendor, memory and optionally model, count, sharing, apu"))
+            continue
+        _unknown_keys(where, raw, GPU_KEYS, problems)
+        vendor = raw.get("vendor")
+        if vendor not in VENDORS:
+            problems.append(Problem(f"{where}.vendor", f"{vendor!r} is not a known GPU vendor{suggest(str(vendor), VENDORS)}", f"use one of {', '.join(VENDORS)}"))
+            continue
+        memory = _quantity(f"{where}.memory", raw.get("memory"), problems, required=True)
+        count = _int(f"{where}.count", raw.get("count"), problems, minimum=1, default=1)
+        replicas, rename, fail_gt_one = _sharing(f"{where}.sharing", vendor, raw.get("sharing"), problems)
+        gpus.append(
+            Gpu(
+                id=f"{name}/gpu{index}",
+                vendor=str(vendor),
+                model=str(raw.get("model") or vendor),
+                memory=memory or 0,
+                count=count,
+                replicas=replicas,
+                apu=_bool(f"{where}.apu", raw.get("apu"), problems, False),
+                rename_by_default=rename,
+                fail_requests_greater_than_one=fail_gt_one,
+            )
+        )
+    return Node(host=host, name=name, gpus=gpus, labels=labels)
+
+
+def _sharing(where: str, vendor: str, raw: Any, problems: List[Problem]) -> tuple:
+    """(replicas, rename_by_default, fail_requests_greater_than_one) of the sharing knob."""
+    if raw is None or raw == "exclusive":
+        return 1, False, True
+    if not isinstance(raw, Mapping):
+        problems.append(Problem(where, f"{raw!r} is not a sharing setting", "write exclusive, or {replicas: N} with N of at least 1"))
+        return 1, False, True
+    allowed = SHARING_KEYS if vendor == "nvidia" else ("replicas",)
+    for key in raw:
+        if key not in allowed:
+            nvidia_only = key in SHARING_KEYS
+            problems.append(
+                Problem(
+                    f"{where}.{key}",
+                    "is an NVIDIA time-slicing option" if nvidia_only else f"is not a sharing option{suggest(str(key), SHARING_KEYS)}",
+                    "remove it" if nvidia_only else f"use {', '.join(allowed)}",
+                )
+            )
+    replicas = _int(f"{where}.replicas", raw.get("replicas"), problems, minimum=1, default=1)
+    if vendor == "amd" and replicas > 1:
+        problems.append(
+            Problem(
+                f"{where}.replicas",
+                f"AMD's GPU device plugin has no time-slicing, so {replicas} replicas cannot be honoured",
+                "use sharing: exclusive for AMD GPUs, and put the models that share this GPU into one llama.cpp or Ollama server",
+            )
+        )
+        replicas = 1
+    rename = _bool(f"{where}.rename_by_default", raw.get("rename_by_default"), problems, False)
+    fail_gt_one = _bool(f"{where}.fail_requests_greater_than_one", raw.get("fail_requests_greater_than_one"), problems, True)
+    return replicas, rename, fail_gt_one
+
+
+def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem]) -> Optional[Model]:
+    where = f"homelab_ai_models[{index}]"
+    if not isinstance(raw, Mapping):
+        problems.append(Problem(where, f"{raw!r} is not a mapping", "write name, backend and source for each model"))
+        return None
+    name = raw.get("name")
+    if isinstance(name, str):
+        where = f"homelab_ai_models[{index}] ({name})"
+    count_before = len(problems)
+    _unknown_keys(where, raw, MODEL_KEYS, problems)
+    if not isinstance(name, str) or not _MODEL_NAME.match(name):
+        problems.append(Problem(f"{where}.name", f"{name!r} is not a model name", "use letters, digits and . _ : / - (this is the name clients send to LiteLLM)"))
+    backend = raw.get("backend")
+    if backend not in BACKENDS:
+        problems.append(Problem(f"{where}.backend", f"{backend!r} is not a backend{suggest(str(backend), BACKENDS)}", f"use one of {', '.join(BACKENDS)}"))
+    source: Optional[Source] = None
+    try:
+        source = parse_source(raw.get("source"))
+    except SourceError as exc:
+        problems.append(Problem(f"{where}.source", str(exc), "see the model catalog in the README"))
+    if source and backend == "ollama" and source.scheme != "ollama":
+        problems.append(Problem(f"{where}.source", f"{source.uri!r} is not an Ollama model", "use ollama://model:tag for backend ollama, or backend llamacpp for a GGUF file"))
+    if source and backend == "llamacpp" and source.scheme == "ollama":
+        problems.append(Problem(f"{where}.source", f"{source.uri!r} is an Ollama model", "use hf://org/repo/file.gguf or https://.../file.gguf for backend llamacpp, or backend ollama"))
+    sha256 = raw.get("sha256")
+    if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256.lower())):
+        problems.append(Problem(f"{where}.sha256", f"{sha256!r} is not a sha256 digest", "write the 64 hex digits of the file's sha256, or leave it out"))
+        sha256 = None
+    mode = raw.get("mode", "chat")
+    if mode not in MODES:
+        problems.append(Problem(f"{where}.mode", f"{mode!r} is not a mode{suggest(str(mode), MODES)}", f"use one of {', '.join(MODES)}"))
+    context = _int(f"{where}.context", raw.get("context"), problems, minimum=256, default=4096)
+    gpu_layers = _int(f"{where}.gpu_layers", raw.get("gpu_layers"), problems, minimum=0, default=999)
+    node_name: Optional[str] = None
+    gpu_vendor: Optional[str] = None
+    node_ref = raw.get("node")
+    if node_ref is not None:
+        node = next((n for n in nodes if node_ref in (n.host, n.name)), None)
+        if node is None:
+            known = [n.host for n in nodes]
+            problems.append(
+                Problem(
+                    f"{where}.node",
+                    f"{node_ref!r} is not a node of the inventory{suggest(str(node_ref), known)}",
+                    f"use one of {', '.join(known) or '(no nodes: add hosts to the homelab_ai_nodes group)'}",
+                )
+            )
+        else:
+            node_name = node.name
+            if node.gpus:
+                gpu_vendor = node.gpus[0].vendor
+            elif gpu_layers > 0:
+                problems.append(Problem(f"{where}.node", f"node {node_ref!r} has no GPU declared (homelab_ai_gpus)", "declare the node's GPU, or set gpu_layers: 0 to run on the CPU"))
+    elif backend == "llamacpp":
+        problems.append(Problem(f"{where}.node", "is missing: a llama.cpp model runs on one node", "add node: <inventory host> to the model"))
+    args = raw.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
+        problems.append(Problem(f"{where}.args", f"{args!r} is not a list of strings", "write extra llama-server arguments as a list, e.g. ['--flash-attn', 'on']"))
+        args = []
+    model = Model(
+        name=str(name),
+        slug=slug(str(name)),
+        backend=str(backend),
+        source=str(raw.get("source")),
+        source_info={key: value for key, value in asdict(source).items() if value} if source else {},
+        sha256=sha256.lower() if isinstance(sha256, str) else None,
+        mode=str(mode),
+        context=context,
+        node=node_name,
+        gpu_vendor=gpu_vendor,
+        gpu_layers=gpu_layers,
+        parallel=_int(f"{where}.parallel", raw.get("parallel"), problems, minimum=1, default=1),
+        scale_to_zero=_bool(f"{where}.scale_to_zero", raw.get("scale_to_zero"), problems, False),
+        size=_quantity(f"{where}.size", raw.get("size"), problems),
+        cache_size=_quantity(f"{where}.cache_size", raw.get("cache_size"), problems),
+        vram=_quantity(f"{where}.vram", raw.get("vram"), problems),
+        args=list(args),
+    )
+    return model if len(problems) == count_before else None
+
+
+def _duplicates(models: Sequence[tuple], problems: List[Problem]) -> None:
+    _unique(
+        [(m.name, f"homelab_ai_models[{i}]") for i, m in models],
+        "homelab_ai_models",
+        "model names are what clients send to LiteLLM and must be unique; rename or remove one",
+        problems,
+        what="the name {!r}",
+    )
+    _unique(
+        # one entry per name: a repeated name is reported above already
+        list({m.name: (m.slug, f"homelab_ai_models[{i}] ({m.name})") for i, m in reversed(models) if m.backend == "llamacpp"}.values()),
+        "homelab_ai_models",
+        "llama.cpp object names are made from model names; rename one so that they differ in letters or digits",
+        problems,
+        what="object name llamacpp-{}",
+    )
+
+
+def _unique(items: Sequence[tuple], where: str, fix: str, problems: List[Problem], what: str = "{}") -> None:
+    seen: Dict[str, List[str]] = {}
+    for key, owner in items:
+        seen.setdefault(key, []).append(owner)
+    for key, owners in seen.items():
+        if len(owners) > 1:
+            problems.append(Problem(where, f"{what.format(key)!s} is used {len(owners)} times ({', '.join(owners)})", fix))

@@ -1,0 +1,120 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""Model source URIs of the catalog: ``hf://``, ``https://`` and ``ollama://``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+__all__ = ["OLLAMA_DEFAULT_REGISTRY", "Source", "SourceError", "parse_source"]
+
+OLLAMA_DEFAULT_REGISTRY = "registry.ollama.ai"
+_HF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_OLLAMA_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_OLLAMA_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+
+
+class SourceError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Source:
+    uri: str
+    scheme: str  # hf | https | ollama
+    # hf
+    repo: str = ""  # org/name
+    path: str = ""  # file inside the repo
+    revision: str = "main"
+    # https
+    url: str = ""
+    # ollama
+    registry: str = ""
+    namespace: str = ""
+    model: str = ""
+    tag: str = ""
+
+    @property
+    def filename(self) -> str:
+        if self.scheme == "hf":
+            return self.path.rsplit("/", 1)[-1]
+        if self.scheme == "https":
+            return urlsplit(self.url).path.rsplit("/", 1)[-1]
+        return f"{self.model}-{self.tag}"
+
+    @property
+    def ollama_name(self) -> str:
+        """The name Ollama itself uses: library models drop registry and namespace."""
+        if self.registry == OLLAMA_DEFAULT_REGISTRY and self.namespace == "library":
+            return f"{self.model}:{self.tag}"
+        if self.registry == OLLAMA_DEFAULT_REGISTRY:
+            return f"{self.namespace}/{self.model}:{self.tag}"
+        return f"{self.registry}/{self.namespace}/{self.model}:{self.tag}"
+
+
+def parse_source(uri: object) -> Source:
+    if not isinstance(uri, str) or "://" not in uri:
+        raise SourceError(f"{uri!r} is not a model source; use hf://org/repo/file.gguf, https://host/file or ollama://model:tag")
+    scheme, rest = uri.split("://", 1)
+    if scheme == "hf":
+        return _parse_hf(uri, rest)
+    if scheme == "https":
+        return _parse_https(uri)
+    if scheme == "ollama":
+        return _parse_ollama(uri, rest)
+    if scheme == "http":
+        raise SourceError(f"{uri!r} uses plain http; use https:// (a model is code the GPU runs, fetch it over TLS)")
+    raise SourceError(f"{uri!r} has an unknown scheme {scheme!r}; use hf://, https:// or ollama://")
+
+
+def _parse_hf(uri: str, rest: str) -> Source:
+    revision = "main"
+    if "@" in rest:
+        rest, revision = rest.rsplit("@", 1)
+        if not revision:
+            raise SourceError(f"{uri!r}: the revision after @ is empty; name a branch, tag or commit")
+    parts = rest.split("/")
+    if len(parts) < 3 or not all(parts):
+        raise SourceError(f"{uri!r} must name org/repo/path, for example hf://Qwen/Qwen3-Embedding-0.6B-GGUF/Qwen3-Embedding-0.6B-Q8_0.gguf")
+    org, name = parts[0], parts[1]
+    for part in (org, name):
+        if not _HF_PART.match(part):
+            raise SourceError(f"{uri!r}: {part!r} is not a valid Hugging Face org or repo name")
+    if ".." in parts[2:]:
+        raise SourceError(f"{uri!r}: '..' is not allowed in a file path")
+    return Source(uri=uri, scheme="hf", repo=f"{org}/{name}", path="/".join(parts[2:]), revision=revision)
+
+
+def _parse_https(uri: str) -> Source:
+    split = urlsplit(uri)
+    if not split.hostname or not split.path.strip("/"):
+        raise SourceError(f"{uri!r} must name a host and a file path")
+    return Source(uri=uri, scheme="https", url=uri)
+
+
+def _parse_ollama(uri: str, rest: str) -> Source:
+    if not rest:
+        raise SourceError(f"{uri!r} names no model; use ollama://llama3.2:3b")
+    parts = rest.split("/")
+    if len(parts) > 3 or not all(parts):
+        raise SourceError(f"{uri!r} must be ollama://[registry/][namespace/]model[:tag]")
+    registry, namespace = OLLAMA_DEFAULT_REGISTRY, "library"
+    if len(parts) == 3:
+        registry, namespace, last = parts
+    elif len(parts) == 2:
+        # a first part with a dot or a port is a registry host (as Docker and Ollama decide it)
+        if "." in parts[0] or ":" in parts[0] or parts[0] == "localhost":
+            registry, last = parts
+        else:
+            namespace, last = parts
+    else:
+        last = parts[0]
+    model, _, tag = last.partition(":")
+    tag = tag or "latest"
+    if not _OLLAMA_NAME.match(model):
+        raise SourceError(f"{uri!r}: {model!r} is not a valid Ollama model name (lower case letters, digits, '.', '_', '-')")
+    if not _OLLAMA_TAG.match(tag):
+        raise SourceError(f"{uri!r}: {tag!r} is not a valid tag")
+    return Source(uri=uri, scheme="ollama", registry=registry, namespace=namespace, model=model, tag=tag)
