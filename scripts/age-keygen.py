@@ -30,7 +30,7 @@ def main() -> int:
             public = [line.split(":", 1)[1].strip() for line in handle if line.startswith("# public key:")]
         print(f"age key: {path} ({', '.join(public) or 'no public key comment'})")
         return 0
-    import pyrage  # noqa: PLC0415 - only needed when a key is made
+    import pyrage
 
     identity = pyrage.x25519.Identity.generate()
     created = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()

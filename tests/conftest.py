@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -16,10 +17,8 @@ _LINK = _LINK_BASE / "ansible_collections" / "homelab" / "ai"
 def _ensure_link() -> None:
     _LINK.parent.mkdir(parents=True, exist_ok=True)
     if not _LINK.is_symlink():
-        try:
+        with contextlib.suppress(FileExistsError):  # another xdist worker made it
             os.symlink(ROOT, _LINK)
-        except FileExistsError:  # another xdist worker made it
-            pass
     if str(_LINK_BASE) not in sys.path:
         sys.path.insert(0, str(_LINK_BASE))
     # ansible's own collections (kubernetes.core ...) stay importable through the installed ansible package

@@ -16,7 +16,7 @@ from ansible_collections.homelab.ai.plugins.module_utils._problems import InputE
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("name", "needs", "objects", "secrets", "helm", "gpu_workloads", "summary"))
+    _VALID_ARGS = frozenset(("name", "needs", "objects", "secrets", "helm", "gpu_workloads", "routes", "summary"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -34,7 +34,7 @@ class ActionModule(ActionBase):
         registered = [c for c in facts.get("homelab_ai_components", []) if c["name"] != component["name"]]
         result.update(
             changed=False,
-            ansible_facts={"homelab_ai_components": registered + [component]},
+            ansible_facts={"homelab_ai_components": [*registered, component]},
             component={
                 "name": component["name"],
                 "objects": len(component["objects"]),

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.homelab.ai.plugins.module_utils._components import delivery_plan
-from ansible_collections.homelab.ai.plugins.module_utils._kube import gpu_resource, node_gpu
-from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config
+from ansible_collections.homelab.ai.plugins.module_utils._components import component_url, delivery_plan
+from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_nodes, gpu_resource, node_gpu
+from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config, llamacpp_routes, ollama_routes
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
 from ansible_collections.homelab.ai.plugins.module_utils._quantity import QuantityError, to_bytes, to_quantity
 from ansible_collections.homelab.ai.plugins.module_utils._yaml import dump
@@ -30,8 +30,13 @@ class FilterModule:
     def filters(self):
         return {
             "delivery_plan": _wrap(delivery_plan),
+            "component_url": _wrap(component_url),
             "litellm_config": _wrap(litellm_config),
+            "llamacpp_routes": _wrap(llamacpp_routes),
+            "ollama_routes": _wrap(ollama_routes),
             "gpu_resource": _wrap(gpu_resource),
+            "gpu_nodes": _wrap(gpu_nodes),
+            "cache_size": _wrap(cache_size),
             "node_gpu": _wrap(node_gpu),
             "to_bytes": _wrap(to_bytes),
             "to_quantity": _wrap(to_quantity),

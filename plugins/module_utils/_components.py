@@ -17,9 +17,10 @@ from ._problems import InputError, Problem
 __all__ = [
     "CLUSTER_SCOPED_KINDS",
     "COMMON_LABELS",
-    "delivery_plan",
     "SYSTEM_NAMESPACES",
     "apply_batches",
+    "component_url",
+    "delivery_plan",
     "flux_objects",
     "namespaces_of",
     "normalize_component",
@@ -35,7 +36,7 @@ SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-no
 FLUX_NAMESPACE = "flux-system"
 COMMON_LABELS = {"app.kubernetes.io/managed-by": "homelab.ai", "app.kubernetes.io/part-of": "homelab-ai"}
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_COMPONENT_KEYS = ("name", "needs", "objects", "secrets", "helm", "gpu_workloads", "summary")
+_COMPONENT_KEYS = ("name", "needs", "objects", "secrets", "helm", "gpu_workloads", "routes", "summary")
 _HELM_KEYS = ("name", "namespace", "repo_name", "repo_url", "chart", "version", "values", "needs")
 
 
@@ -64,11 +65,11 @@ def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[
         objects.append(obj)
     seen: Dict[tuple, int] = {}
     for obj in objects:
-        key = (obj["apiVersion"].split("/")[0], obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
-        seen[key] = seen.get(key, 0) + 1
-    for key, count in seen.items():
+        identity = (obj["apiVersion"].split("/")[0], obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        seen[identity] = seen.get(identity, 0) + 1
+    for identity, count in seen.items():
         if count > 1:
-            problems.append(Problem(where, f"renders {key[1]} {key[3]} {count} times", "give each object its own name"))
+            problems.append(Problem(where, f"renders {identity[1]} {identity[3]} {count} times", "give each object its own name"))
     helm = []
     for index, chart in enumerate(raw.get("helm") or []):
         missing = [key for key in ("name", "namespace", "repo_name", "repo_url", "chart", "version") if not chart.get(key)]
@@ -92,6 +93,7 @@ def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[
         "helm": helm,
         "secrets": secrets,
         "gpu_workloads": list(raw.get("gpu_workloads") or []),
+        "routes": list(raw.get("routes") or []),
         "summary": dict(raw.get("summary") or {}),
     }
 
@@ -106,11 +108,11 @@ def order_components(components: Sequence[Mapping[str, Any]]) -> List[Mapping[st
         if state.get(name) == "done":
             return
         if state.get(name) == "visiting":
-            raise InputError([Problem("components", f"depend on each other in a cycle: {' -> '.join(chain + [name])}", "remove one of the needs")])
+            raise InputError([Problem("components", f"depend on each other in a cycle: {' -> '.join([*chain, name])}", "remove one of the needs")])
         state[name] = "visiting"
         for need in by_name[name]["needs"]:
             if need in by_name:  # a need on a disabled component is no need
-                visit(need, chain + [name])
+                visit(need, [*chain, name])
         state[name] = "done"
         ordered.append(by_name[name])
 
@@ -229,3 +231,11 @@ def delivery_plan(components: Sequence[Mapping[str, Any]], inventory: Mapping[st
         "batches": apply_batches(ordered, namespaces),
         "secrets": secrets,
     }
+
+
+def component_url(components: Sequence[Mapping[str, Any]], name: str) -> Optional[str]:
+    """The in-cluster URL a registered component offers (``summary.url``), or None when it is not deployed."""
+    for component in components:
+        if component["name"] == name:
+            return (component.get("summary") or {}).get("url")
+    return None

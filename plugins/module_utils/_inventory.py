@@ -247,12 +247,14 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
 def _choice(values: Mapping[str, Any], key: str, choices: Sequence[str], problems: List[Problem]) -> str:
     value = values[key]
     if value not in choices:
-        problems.append(Problem(key, f"{value!r} is not one of {', '.join(choices)}{suggest(str(value), choices)}", f"set {key} to one of {', '.join(choices)}"))
+        problems.append(
+            Problem(key, f"{value!r} is not one of {', '.join(choices)}{suggest(str(value), choices)}", f"set {key} to one of {', '.join(choices)}")
+        )
         return choices[0]
     return str(value)
 
 
-def _choice_str(values: Mapping[str, Any], key: str, problems: List[Problem], *, pattern: "re.Pattern[str]", what: str) -> str:
+def _choice_str(values: Mapping[str, Any], key: str, problems: List[Problem], *, pattern: re.Pattern[str], what: str) -> str:
     value = values[key]
     if not isinstance(value, str) or not pattern.match(value):
         problems.append(Problem(key, f"{value!r} is not {what}", f"set {key} to {what}, for example {DEFAULTS[key]!r}"))
@@ -315,7 +317,13 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem]) -> Node:
         for key, value in labels_raw.items():
             text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
             if not _LABEL_KEY.match(str(key)) or not _LABEL_VALUE.match(text):
-                problems.append(Problem(f"{host}: homelab_ai_node_labels.{key}", f"{key}={text} is not a valid Kubernetes label", "use [prefix/]name with letters, digits, '-', '_' and '.' (values up to 63 characters)"))
+                problems.append(
+                    Problem(
+                        f"{host}: homelab_ai_node_labels.{key}",
+                        f"{key}={text} is not a valid Kubernetes label",
+                        "use [prefix/]name with letters, digits, '-', '_' and '.' (values up to 63 characters)",
+                    )
+                )
             labels[str(key)] = text
     gpus_raw = hvars.get("homelab_ai_gpus") or []
     gpus: List[Gpu] = []
@@ -330,7 +338,9 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem]) -> Node:
         _unknown_keys(where, raw, GPU_KEYS, problems)
         vendor = raw.get("vendor")
         if vendor not in VENDORS:
-            problems.append(Problem(f"{where}.vendor", f"{vendor!r} is not a known GPU vendor{suggest(str(vendor), VENDORS)}", f"use one of {', '.join(VENDORS)}"))
+            problems.append(
+                Problem(f"{where}.vendor", f"{vendor!r} is not a known GPU vendor{suggest(str(vendor), VENDORS)}", f"use one of {', '.join(VENDORS)}")
+            )
             continue
         memory = _quantity(f"{where}.memory", raw.get("memory"), problems, required=True)
         count = _int(f"{where}.count", raw.get("count"), problems, minimum=1, default=1)
@@ -348,6 +358,16 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem]) -> Node:
                 fail_requests_greater_than_one=fail_gt_one,
             )
         )
+    for vendor in sorted({g.vendor for g in gpus}):
+        settings = {(g.replicas, g.rename_by_default, g.fail_requests_greater_than_one) for g in gpus if g.vendor == vendor}
+        if len(settings) > 1:
+            problems.append(
+                Problem(
+                    f"{host}: homelab_ai_gpus",
+                    f"the {vendor} GPUs of this node are shared differently, but the {vendor} device plugin shares all GPUs of a node alike",
+                    "give every GPU of one vendor on a node the same sharing setting",
+                )
+            )
     return Node(host=host, name=name, gpus=gpus, labels=labels)
 
 
@@ -394,20 +414,39 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem])
         where = f"homelab_ai_models[{index}] ({name})"
     count_before = len(problems)
     _unknown_keys(where, raw, MODEL_KEYS, problems)
-    if not isinstance(name, str) or not _MODEL_NAME.match(name):
-        problems.append(Problem(f"{where}.name", f"{name!r} is not a model name", "use letters, digits and . _ : / - (this is the name clients send to LiteLLM)"))
+    if name is None:
+        problems.append(Problem(f"{where}.name", "is missing", "add name: the name clients send to LiteLLM"))
+    elif not isinstance(name, str) or not _MODEL_NAME.match(name):
+        problems.append(
+            Problem(f"{where}.name", f"{name!r} is not a model name", "use letters, digits and . _ : / - (this is the name clients send to LiteLLM)")
+        )
     backend = raw.get("backend")
-    if backend not in BACKENDS:
+    if backend is None:
+        problems.append(Problem(f"{where}.backend", "is missing", f"add backend: {' or '.join(BACKENDS)}"))
+    elif backend not in BACKENDS:
         problems.append(Problem(f"{where}.backend", f"{backend!r} is not a backend{suggest(str(backend), BACKENDS)}", f"use one of {', '.join(BACKENDS)}"))
     source: Optional[Source] = None
-    try:
-        source = parse_source(raw.get("source"))
-    except SourceError as exc:
-        problems.append(Problem(f"{where}.source", str(exc), "see the model catalog in the README"))
+    if raw.get("source") is None:
+        problems.append(Problem(f"{where}.source", "is missing", "add source: hf://org/repo/file.gguf, https://host/file.gguf or ollama://model:tag"))
+    else:
+        try:
+            source = parse_source(raw.get("source"))
+        except SourceError as exc:
+            problems.append(Problem(f"{where}.source", str(exc), "see the model catalog in the README"))
     if source and backend == "ollama" and source.scheme != "ollama":
-        problems.append(Problem(f"{where}.source", f"{source.uri!r} is not an Ollama model", "use ollama://model:tag for backend ollama, or backend llamacpp for a GGUF file"))
+        problems.append(
+            Problem(
+                f"{where}.source", f"{source.uri!r} is not an Ollama model", "use ollama://model:tag for backend ollama, or backend llamacpp for a GGUF file"
+            )
+        )
     if source and backend == "llamacpp" and source.scheme == "ollama":
-        problems.append(Problem(f"{where}.source", f"{source.uri!r} is an Ollama model", "use hf://org/repo/file.gguf or https://.../file.gguf for backend llamacpp, or backend ollama"))
+        problems.append(
+            Problem(
+                f"{where}.source",
+                f"{source.uri!r} is an Ollama model",
+                "use hf://org/repo/file.gguf or https://.../file.gguf for backend llamacpp, or backend ollama",
+            )
+        )
     sha256 = raw.get("sha256")
     if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.match(sha256.lower())):
         problems.append(Problem(f"{where}.sha256", f"{sha256!r} is not a sha256 digest", "write the 64 hex digits of the file's sha256, or leave it out"))
@@ -436,12 +475,20 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem])
             if node.gpus:
                 gpu_vendor = node.gpus[0].vendor
             elif gpu_layers > 0:
-                problems.append(Problem(f"{where}.node", f"node {node_ref!r} has no GPU declared (homelab_ai_gpus)", "declare the node's GPU, or set gpu_layers: 0 to run on the CPU"))
+                problems.append(
+                    Problem(
+                        f"{where}.node",
+                        f"node {node_ref!r} has no GPU declared (homelab_ai_gpus)",
+                        "declare the node's GPU, or set gpu_layers: 0 to run on the CPU",
+                    )
+                )
     elif backend == "llamacpp":
         problems.append(Problem(f"{where}.node", "is missing: a llama.cpp model runs on one node", "add node: <inventory host> to the model"))
     args = raw.get("args") or []
     if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
-        problems.append(Problem(f"{where}.args", f"{args!r} is not a list of strings", "write extra llama-server arguments as a list, e.g. ['--flash-attn', 'on']"))
+        problems.append(
+            Problem(f"{where}.args", f"{args!r} is not a list of strings", "write extra llama-server arguments as a list, e.g. ['--flash-attn', 'on']")
+        )
         args = []
     model = Model(
         name=str(name),

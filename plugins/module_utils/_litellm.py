@@ -1,55 +1,74 @@
 # Copyright: homelab.ai contributors
 # Apache License 2.0 (see LICENSE)
-"""The LiteLLM proxy configuration, generated from the model catalog.
+"""The LiteLLM proxy configuration, made from the routes the inference components register.
 
-Every catalog model becomes one route under its catalog name: llama.cpp servers through LiteLLM's
-OpenAI-compatible provider (``openai/<name>`` with the server's ``api_base``), Ollama models through
-``ollama_chat/`` (chat) or ``ollama/`` (embedding and completion). The master key is read from the
-environment, which the Deployment fills from a Secret, so the config map holds no secret.
+The llama.cpp and Ollama roles each register a route per catalog model they serve: llama.cpp servers through
+LiteLLM's OpenAI-compatible provider (``openai/<name>`` with the server's Service as ``api_base``), Ollama models
+through ``ollama_chat/`` (chat) or ``ollama/`` (embedding, completion). LiteLLM thus routes exactly to what is
+deployed. The master key is read from the environment, which the Deployment fills from a Secret, so the
+config map holds no secret.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 from ._sources import parse_source
 
-__all__ = ["llamacpp_service", "litellm_config"]
+__all__ = ["litellm_config", "llamacpp_routes", "llamacpp_service", "ollama_routes"]
 
 
 def llamacpp_service(model: Mapping[str, Any]) -> str:
     return f"llamacpp-{model['slug']}"
 
 
+def llamacpp_routes(models: Sequence[Mapping[str, Any]], namespace: str, port: int = 8080) -> List[Dict[str, Any]]:
+    return [
+        {
+            "model": model["name"],
+            # llama-server answers under --alias, the catalog name
+            "provider_model": f"openai/{model['name']}",
+            "api_base": f"http://{llamacpp_service(model)}.{namespace}.svc.cluster.local:{port}/v1",
+            "mode": model["mode"],
+            "cold_start": bool(model.get("scale_to_zero")),
+        }
+        for model in models
+        if model["backend"] == "llamacpp"
+    ]
+
+
+def ollama_routes(models: Sequence[Mapping[str, Any]], url: str) -> List[Dict[str, Any]]:
+    return [
+        {
+            "model": model["name"],
+            "provider_model": f"{'ollama_chat' if model['mode'] == 'chat' else 'ollama'}/{parse_source(model['source']).ollama_name}",
+            "api_base": url,
+            "mode": model["mode"],
+            "cold_start": False,
+        }
+        for model in models
+        if model["backend"] == "ollama"
+    ]
+
+
 def litellm_config(
-    models: Sequence[Mapping[str, Any]],
-    namespace: str,
-    llamacpp_port: int = 8080,
-    ollama_url: Optional[str] = None,
-    cold_start_timeout: int = 600,
+    routes: Sequence[Mapping[str, Any]],
     timeout: int = 300,
+    cold_start_timeout: int = 600,
     master_key_env: str = "LITELLM_MASTER_KEY",
 ) -> Dict[str, Any]:
-    model_list: List[Dict[str, Any]] = []
-    for model in models:
-        if model["backend"] == "llamacpp":
-            host = f"{llamacpp_service(model)}.{namespace}.svc.cluster.local"
-            params: Dict[str, Any] = {
-                # llama-server answers to any model name; --alias makes /v1/models show the catalog name
-                "model": f"openai/{model['name']}",
-                "api_base": f"http://{host}:{llamacpp_port}/v1",
-                "api_key": "none",
-            }
-        elif model["backend"] == "ollama":
-            if not ollama_url:
-                raise ValueError(f"model {model['name']} uses Ollama, but Ollama is not enabled (ollama_enabled)")
-            provider = "ollama_chat" if model["mode"] == "chat" else "ollama"
-            params = {"model": f"{provider}/{parse_source(model['source']).ollama_name}", "api_base": ollama_url}
-        else:
-            raise ValueError(f"model {model['name']}: unknown backend {model['backend']!r}")
-        # a server scaled to zero loads the model first: give that request time
-        params["timeout"] = cold_start_timeout if model.get("scale_to_zero") else timeout
-        model_list.append({"model_name": model["name"], "litellm_params": params, "model_info": {"mode": model["mode"]}})
+    names = [route["model"] for route in routes]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"models routed twice: {', '.join(repeated)}")
+    model_list = []
+    for route in routes:
+        params: Dict[str, Any] = {"model": route["provider_model"], "api_base": route["api_base"]}
+        if route["provider_model"].startswith("openai/"):
+            params["api_key"] = "none"  # llama-server wants no key, the OpenAI client wants one
+        # a server scaled to zero loads its model first: give that request time
+        params["timeout"] = cold_start_timeout if route.get("cold_start") else timeout
+        model_list.append({"model_name": route["model"], "litellm_params": params, "model_info": {"mode": route["mode"]}})
     return {
         "model_list": model_list,
         "litellm_settings": {"drop_params": True},

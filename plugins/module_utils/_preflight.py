@@ -49,7 +49,7 @@ def spec_problems(role: str, options: Mapping[str, Any], values: Mapping[str, An
     # required options may come from the role's defaults, which the inventory does not repeat
     spec = {name: {k: v for k, v in option.items() if k not in ("description", "required", "default")} for name, option in options.items()}
     result = ArgumentSpecValidator(_strip_docs(spec)).validate(given)
-    problems = []
+    problems: List[Problem] = []
     for error in result.errors:
         problems.append(Problem(f"role {role}", str(error), f"see roles/{role}/meta/argument_specs.yml for the variable's type and choices"))
     return problems
@@ -67,9 +67,9 @@ def _strip_docs(spec: Mapping[str, Any]) -> Dict[str, Any]:
 
 def quantity_problems(values: Mapping[str, Any]) -> List[Problem]:
     """Sizes and resource requests that the API server would refuse."""
-    problems = []
+    problems: List[Problem] = []
     for name, value in sorted(values.items()):
-        if value is None:
+        if value is None or value == "":  # empty means "not set" for the optional sizes
             continue
         if name.endswith(QUANTITY_SUFFIXES):
             _check_quantity(name, value, problems)
@@ -137,7 +137,9 @@ def _age(variables: Mapping[str, Any], env: Optional[Mapping[str, str]], problem
     if recipients:
         bad = check_recipients(recipients)
         if bad:
-            problems.append(Problem("homelab_ai_sops_age_recipients", f"{bad} are not age public keys", "use the 'age1...' line that `age-keygen -y KEYFILE` prints"))
+            problems.append(
+                Problem("homelab_ai_sops_age_recipients", f"{bad} are not age public keys", "use the 'age1...' line that `age-keygen -y KEYFILE` prints")
+            )
     if not os.path.isfile(key_file):
         problems.append(Problem("homelab_ai_sops_age_key_file", f"no age key at {key_file}", how_to_make_an_age_key(key_file)))
         return key_file, recipients

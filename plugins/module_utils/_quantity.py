@@ -112,7 +112,4 @@ def _explain(value: object) -> str:
         hint = f" (write {upper.group(1)}{upper.group(2).upper()}i for binary units)"
     elif " " in text:
         hint = " (no space between number and unit)"
-    return (
-        f"{value!r} is not a Kubernetes quantity{hint}; "
-        "use a number with an optional suffix such as 512Mi, 10Gi, 1.5Ti or 500m"
-    )
+    return f"{value!r} is not a Kubernetes quantity{hint}; use a number with an optional suffix such as 512Mi, 10Gi, 1.5Ti or 500m"

@@ -131,7 +131,7 @@ def sync_tree(root: str, files: Mapping[str, str], *, keep: Iterable[str] = (), 
 
 def _ours(root: str) -> List[str]:
     """Files under root that this module or sops_secret wrote: the header marks them."""
-    found = []
+    found: List[str] = []
     if not os.path.isdir(root):
         return found
     for directory, subdirs, filenames in os.walk(root):
@@ -139,9 +139,9 @@ def _ours(root: str) -> List[str]:
         for filename in filenames:
             path = os.path.join(directory, filename)
             relpath = os.path.relpath(path, root)
-            if filename.endswith(SECRET_SUFFIX) and filename.startswith("secret-"):
-                found.append(relpath)
-            elif filename.endswith((".yaml", ".md")) and (_read(path, limit=len(HEADER)) or "").startswith(HEADER):
+            if (filename.endswith(SECRET_SUFFIX) and filename.startswith("secret-")) or (
+                filename.endswith((".yaml", ".md")) and (_read(path, limit=len(HEADER)) or "").startswith(HEADER)
+            ):
                 found.append(relpath)
     return sorted(found)
 

@@ -49,7 +49,9 @@ def dump(data: Any) -> str:
 
 
 def dump_all(documents: Iterable[Any]) -> str:
-    return yaml.dump_all([_plain(doc) for doc in documents], Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True, explicit_start=True)
+    return yaml.dump_all(
+        [_plain(doc) for doc in documents], Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True, explicit_start=True
+    )
 
 
 def load_all(text: str) -> list:

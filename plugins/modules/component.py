@@ -51,6 +51,13 @@ options:
     type: list
     elements: dict
     default: []
+  routes:
+    description:
+      - The models the component serves, for the LiteLLM configuration; each with C(model) (the catalog name),
+        C(provider_model) (LiteLLM's C(model) parameter), C(api_base), C(mode) and C(cold_start).
+    type: list
+    elements: dict
+    default: []
   summary:
     description: Endpoints and facts for the summary at the end of the run.
     type: dict

@@ -213,7 +213,7 @@ def main() -> None:
     module.exit_json(changed=plan.changed, action=plan.action, **result)
 
 
-def _key_spec(module: AnsibleModule, name: str, raw: object, value: "str | None") -> KeySpec:
+def _key_spec(module: AnsibleModule, name: str, raw: object, value: str | None) -> KeySpec:
     raw = raw or {}
     if not isinstance(raw, dict):
         module.fail_json(msg=f"keys.{name}: must be a mapping with length, charset or prefix")
