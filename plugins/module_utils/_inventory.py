@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Sequence
 
 from ._problems import InputError, Problem, suggest
 from ._quantity import QuantityError, to_bytes
@@ -209,6 +209,8 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
     apply_timeout = _int("homelab_ai_apply_timeout", values["homelab_ai_apply_timeout"], problems, minimum=1, default=600)
 
     nodes = [_node(host, hvars, problems) for host, hvars in hosts.items()]
+    # a node whose GPU entry is wrong has been reported already: its models are not "without GPU"
+    flawed = {host for host, hvars in hosts.items() if any(p.where.startswith(f"{host}: homelab_ai_gpus") for p in problems)}
     _unique([(node.name, f"node {node.host}") for node in nodes], "homelab_ai_node_name", "give each node its own Kubernetes node name", problems)
 
     raw_models = values["homelab_ai_models"]
@@ -218,7 +220,7 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
         problems.append(Problem("homelab_ai_models", f"must be a list of models, got {type(raw_models).__name__}", "write one '- name: ...' entry per model"))
     else:
         for index, raw in enumerate(raw_models):
-            model = _model(index, raw, nodes, problems)
+            model = _model(index, raw, nodes, problems, flawed)
             if model:
                 models.append(model)
                 indexed.append((index, model))
@@ -404,7 +406,7 @@ def _sharing(where: str, vendor: str, raw: Any, problems: List[Problem]) -> tupl
     return replicas, rename, fail_gt_one
 
 
-def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem]) -> Optional[Model]:
+def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem], flawed: AbstractSet[str] = frozenset()) -> Optional[Model]:
     where = f"homelab_ai_models[{index}]"
     if not isinstance(raw, Mapping):
         problems.append(Problem(where, f"{raw!r} is not a mapping", "write name, backend and source for each model"))
@@ -474,7 +476,7 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem])
             node_name = node.name
             if node.gpus:
                 gpu_vendor = node.gpus[0].vendor
-            elif gpu_layers > 0:
+            elif gpu_layers > 0 and node.host not in flawed:
                 problems.append(
                     Problem(
                         f"{where}.node",

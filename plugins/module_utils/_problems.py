@@ -33,6 +33,9 @@ def format_problems(problems: Iterable[Problem]) -> str:
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str:
-    """' (did you mean X?)' for a likely misspelling, else ''."""
-    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    """' (did you mean X?)' for a likely misspelling or a longer form of a candidate, else ''."""
+    options = sorted(set(candidates))
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.7)
+    if not close:
+        close = [option for option in options if len(option) >= 3 and word.lower().startswith(option)][:1]
     return f" (did you mean {close[0]}?)" if close else ""

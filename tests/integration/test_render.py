@@ -1,0 +1,116 @@
+"""site.yml in render mode on the example inventory: the tree, its validity, its secrets, check mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.example import EXAMPLE
+from tests.support.playbook import run_site
+from tests.support.tree_checks import (
+    CRD_DIR,
+    check_tree,
+    decrypt_secrets,
+    kustomization_problems,
+    load_objects,
+    plaintext_leaks,
+    policy_problems,
+    schema_problems,
+)
+
+
+def test_the_run_ends_by_saying_where_the_tree_is_and_what_it_holds(rendered):
+    tree, run = rendered
+    assert f"GitOps tree: {tree}" in run.output
+    for line in (
+        "gpu-plugins/",
+        "longhorn/",
+        "llamacpp/",
+        "Open WebUI              http://10.10.2.25/",
+        "qwen-embed              llamacpp, embedding, on gpu-amd-01",
+    ):
+        assert line in run.output
+
+
+def test_the_tree_has_a_directory_per_component_in_dependency_order(rendered):
+    tree, _ = rendered
+    resources = yaml.safe_load((tree / "kustomization.yaml").read_text())["resources"]
+    assert resources == ["namespaces", "gpu-plugins", "longhorn", "llamacpp", "ollama", "qdrant", "stable-diffusion", "litellm", "open-webui"]
+    assert kustomization_problems(tree) == []
+    assert "age1" in (tree / ".sops.yaml").read_text()
+
+
+def test_every_object_validates_against_the_upstream_schemas(rendered):
+    tree, _ = rendered
+    objects = load_objects(tree)
+    problems, unchecked = schema_problems(objects)
+    assert problems == []
+    if not CRD_DIR.is_dir():
+        pytest.skip(f"custom resources not checked: no CRDs at {CRD_DIR} (set HOMELAB_AI_CRDS)")
+    assert unchecked == []
+    kinds = {obj["kind"] for _, obj in objects}
+    assert {"HelmRelease", "HelmRepository", "ElastiService"} <= kinds
+
+
+def test_workloads_follow_the_policy(rendered):
+    tree, _ = rendered
+    assert policy_problems(load_objects(tree)) == []
+
+
+def test_the_example_hardware_is_modelled(rendered):
+    tree, _ = rendered
+    objects = {(obj["kind"], obj["metadata"]["name"]): obj for _, obj in load_objects(tree)}
+    config = objects[("ConfigMap", "nvidia-device-plugin-configs")]["data"]["gpu-nvidia-01"]
+    assert yaml.safe_load(config)["sharing"]["timeSlicing"]["resources"] == [{"name": "nvidia.com/gpu", "replicas": 4}]
+    assert objects[("Node", "gpu-nvidia-01")]["metadata"]["labels"]["nvidia.com/device-plugin.config"] == "gpu-nvidia-01"
+    intel = objects[("DaemonSet", "intel-gpu-plugin-shared-2")]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "-shared-dev-num=2" in intel
+    assert objects[("RuntimeClass", "nvidia")]["handler"] == "nvidia"
+    sizes = {name: obj["spec"]["resources"]["requests"]["storage"] for (kind, name), obj in objects.items() if kind == "PersistentVolumeClaim"}
+    assert (sizes["ollama-models"], sizes["open-webui-data"], sizes["sd-data"]) == ("100Gi", "10Gi", "150Gi")
+    services = {name: obj["spec"] for (kind, name), obj in objects.items() if kind == "Service"}
+    assert services["open-webui"]["loadBalancerIP"] == "10.10.2.25" and services["open-webui"]["ports"][0]["port"] == 80
+    assert services["stable-diffusion"]["loadBalancerIP"] == "10.10.2.26"
+    assert services["ollama"]["type"] == "ClusterIP" and services["ollama"]["ports"][0]["port"] == 11434
+    embed = objects[("Deployment", "llamacpp-qwen-embed")]["spec"]["template"]["spec"]
+    assert embed["nodeSelector"] == {"kubernetes.io/hostname": "gpu-amd-01"}
+    assert embed["containers"][0]["resources"]["limits"]["amd.com/gpu"] == 1
+    assert "--embeddings" in embed["containers"][0]["args"]
+    assert ("ElastiService", "llamacpp-qwen3-30b-a3b") in objects
+    assert "replicas" not in objects[("Deployment", "llamacpp-qwen3-30b-a3b")]["spec"]  # left to KubeElasti
+    litellm = yaml.safe_load(objects[("ConfigMap", "litellm-config")]["data"]["config.yaml"])
+    assert [m["model_name"] for m in litellm["model_list"]] == ["qwen-embed", "qwen3-30b-a3b", "llama-3.3-70b", "llama3.2", "qwen2.5-coder"]
+
+
+def test_secrets_are_encrypted_and_never_in_plain_text(rendered, age_key):
+    tree, run = rendered
+    secrets = decrypt_secrets(tree, str(age_key))
+    assert sorted(name for name, _ in secrets) == [
+        "litellm/secret-litellm.sops.yaml",
+        "open-webui/secret-open-webui.sops.yaml",
+        "qdrant/secret-qdrant.sops.yaml",
+        "stable-diffusion/secret-stable-diffusion.sops.yaml",
+    ]
+    values = {name: secret["stringData"] for name, secret in secrets}
+    assert values["litellm/secret-litellm.sops.yaml"]["master-key"].startswith("sk-")
+    assert len(values["open-webui/secret-open-webui.sops.yaml"]["secret-key"]) == 64
+    assert plaintext_leaks(tree, secrets, run.output) == []
+    assert check_tree(tree, str(age_key)) == []
+
+
+def test_check_mode_on_a_new_directory_writes_nothing(collections, age_key, tmp_path):
+    run = run_site(collections, EXAMPLE, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(tmp_path / "out")}, args=["--check"])
+    assert run.rc == 0, run.output[-3000:]
+    assert run.recap["changed"] > 0
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_second_run_and_check_mode_change_nothing(rendered, collections, age_key):
+    tree, _ = rendered
+    before = {p: p.read_bytes() for p in Path(tree).rglob("*") if p.is_file()}
+    for args in ([], ["--check", "--diff"]):
+        run = run_site(collections, EXAMPLE, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(tree.parent)}, args=args)
+        assert run.rc == 0 and run.recap["changed"] == 0, run.output[-3000:]
+    assert {p: p.read_bytes() for p in Path(tree).rglob("*") if p.is_file()} == before

@@ -1,0 +1,128 @@
+"""homelab.ai.sops_secret with the real sops binary and throwaway age keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.support.age import make_age_key
+from tests.support.modules import run_module
+
+SOPS = shutil.which("sops") or os.path.join(os.path.dirname(sys.executable), "sops")
+
+
+@pytest.fixture
+def key(tmp_path):
+    path = tmp_path / "keys.txt"
+    return path, make_age_key(path)
+
+
+def decrypt(path, key_file):
+    out = subprocess.run(
+        [SOPS, "decrypt", "--output-type", "json", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SOPS_AGE_KEY_FILE": str(key_file)},
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def args(path, key_file, **extra):
+    return {"path": str(path), "name": "open-webui", "namespace": "ai", "age_key_file": str(key_file), "keys": {"secret-key": {}}, **extra}
+
+
+def test_round_trip_generates_keeps_and_never_shows_values(tmp_path, key):
+    key_file, public = key
+    target = tmp_path / "tree" / "open-webui" / "secret-open-webui.sops.yaml"
+    first = run_module(
+        "sops_secret", args(target, key_file, values={"user": "alice"}, keys={"secret-key": {}, "pw": {"charset": "alnum", "length": 20}}), diff=True
+    )
+    assert first["changed"] and first["action"] == "created" and sorted(first["generated"]) == ["pw", "secret-key"]
+    plain = decrypt(target, key_file)
+    values = plain["stringData"]
+    assert len(values["secret-key"]) == 64 and all(c in "0123456789abcdef" for c in values["secret-key"])
+    assert len(values["pw"]) == 20 and values["pw"].isalnum()
+    assert values["user"] == "alice"
+    assert plain["metadata"] == {"name": "open-webui", "namespace": "ai"} and plain["kind"] == "Secret"
+    text = target.read_text()
+    stored = yaml.safe_load(text)
+    assert stored["sops"]["age"][0]["recipient"] == public
+    assert stored["sops"]["encrypted_regex"] == "^(data|stringData)$"
+    assert stored["metadata"]["name"] == "open-webui"  # only data/stringData are encrypted
+    for value in values.values():
+        assert value not in text
+        assert value not in first["_stdout"]
+
+    before = target.read_bytes()
+    second = run_module("sops_secret", args(target, key_file, values={"user": "alice"}, keys={"secret-key": {}, "pw": {"charset": "alnum", "length": 20}}))
+    assert not second["changed"] and second["action"] == "unchanged"
+    assert target.read_bytes() == before  # SOPS output differs on every encryption: no rewrite means no change
+    assert decrypt(target, key_file)["stringData"] == values
+
+
+def test_check_mode_writes_nothing(tmp_path, key):
+    key_file, _ = key
+    target = tmp_path / "secret.sops.yaml"
+    result = run_module("sops_secret", args(target, key_file), check_mode=True)
+    assert result["changed"] and result["action"] == "created" and not target.exists()
+
+
+def test_a_given_value_updates_and_the_diff_names_keys_only(tmp_path, key):
+    key_file, _ = key
+    target = tmp_path / "secret.sops.yaml"
+    run_module("sops_secret", args(target, key_file))
+    result = run_module("sops_secret", args(target, key_file, values={"secret-key": "s3cr3t-from-inventory"}), diff=True)
+    assert result["changed"] and result["reasons"] == ["keys changed: secret-key"]
+    assert "s3cr3t-from-inventory" not in result["_stdout"]
+    assert decrypt(target, key_file)["stringData"]["secret-key"] == "s3cr3t-from-inventory"
+
+
+def test_regenerate_rotates_a_kept_value(tmp_path, key):
+    key_file, _ = key
+    target = tmp_path / "secret.sops.yaml"
+    run_module("sops_secret", args(target, key_file))
+    old = decrypt(target, key_file)["stringData"]["secret-key"]
+    result = run_module("sops_secret", args(target, key_file, regenerate=["secret-key"]))
+    assert result["changed"] and decrypt(target, key_file)["stringData"]["secret-key"] != old
+
+
+def test_a_new_recipient_re_encrypts(tmp_path, key):
+    key_file, public = key
+    other = make_age_key(tmp_path / "other.txt")
+    target = tmp_path / "secret.sops.yaml"
+    run_module("sops_secret", args(target, key_file))
+    result = run_module("sops_secret", args(target, key_file, age_recipients=[public, other]))
+    assert result["changed"] and result["reasons"] == ["age recipients changed"]
+    assert decrypt(target, tmp_path / "other.txt")["kind"] == "Secret"
+
+
+def test_the_wrong_key_is_a_clear_error_and_the_file_stays(tmp_path, key):
+    key_file, _ = key
+    target = tmp_path / "secret.sops.yaml"
+    run_module("sops_secret", args(target, key_file))
+    before = target.read_bytes()
+    make_age_key(tmp_path / "wrong.txt")
+    result = run_module("sops_secret", args(target, tmp_path / "wrong.txt"))
+    assert result["failed"] and "cannot decrypt" in result["msg"] and "only if that key is lost, delete the file" in result["msg"]
+    assert target.read_bytes() == before
+
+
+def test_no_age_key_says_how_to_make_one(tmp_path):
+    result = run_module("sops_secret", args(tmp_path / "s.sops.yaml", tmp_path / "missing.txt"))
+    assert result["failed"] and "no age key at" in result["msg"] and "age-keygen -o" in result["msg"]
+    assert not (tmp_path / "s.sops.yaml").exists()
+
+
+def test_state_absent_removes_the_file(tmp_path, key):
+    key_file, _ = key
+    target = tmp_path / "secret.sops.yaml"
+    run_module("sops_secret", args(target, key_file))
+    assert run_module("sops_secret", {**args(target, key_file), "state": "absent"})["changed"]
+    assert not target.exists()

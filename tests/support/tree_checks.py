@@ -1,0 +1,209 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""Checks of a rendered GitOps tree, shared by the pytest suite and the molecule scenario's verify step.
+
+    python tests/support/tree_checks.py TREE [--age-key KEYFILE]
+
+- every object validates against the upstream Kubernetes schemas (kubernetes-validate, strict, one pinned version)
+  and every custom resource against its CRD's schema (../shared/crds, where present);
+- every kustomization lists exactly the files beside it, and every listed path exists;
+- the workloads follow the collection's policy: pinned images, requests and limits, probes, no privilege escalation;
+- with an age key: every Secret decrypts, validates, and none of its values appears in plain text anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+K8S_VERSION = "1.33.0"
+# the upstream CRDs lie beside the checkout in this workplace (../shared/crds); HOMELAB_AI_CRDS points elsewhere
+CRD_DIR = Path(os.environ.get("HOMELAB_AI_CRDS") or Path(__file__).resolve().parents[3] / "shared" / "crds")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+# Device plugins talk to the kubelet over a socket; their images have no shell and no HTTP endpoint to probe.
+NO_PROBES = {("DaemonSet", "amdgpu-device-plugin")} | {("DaemonSet", f"intel-gpu-plugin-shared-{n}") for n in range(1, 65)}
+# Images that need root: upstream says so (Open WebUI, the AUTOMATIC1111 image) or the kubelet's socket directory
+# demands it (device plugins); llama.cpp and Ollama on AMD/Intel without the render group's GID.
+ROOT_ALLOWED_IMAGES = (
+    "open-webui/open-webui",
+    "ai-dock/stable-diffusion-webui",
+    "rocm/k8s-device-plugin",
+    "intel/intel-gpu-plugin",
+    "server-vulkan",
+    "server-intel",
+    "server-rocm",
+    "ollama:",
+)
+
+
+def object_files(root: Path) -> List[Path]:
+    skip = {"kustomization.yaml", ".sops.yaml"}
+    return sorted(p for p in root.rglob("*.yaml") if p.name not in skip and not p.name.endswith(".sops.yaml") and ".git" not in p.parts)
+
+
+def load_objects(root: Path) -> List[Tuple[str, Dict[str, Any]]]:
+    found = []
+    for path in object_files(root):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                found.append((str(path.relative_to(root)), doc))
+    return found
+
+
+def _crd_schemas(crd_dir: Path) -> Dict[Tuple[str, str], Dict[str, Any]]:
+    schemas: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    if not crd_dir.is_dir():
+        return schemas
+    for path in crd_dir.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            schemas[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def schema_problems(objects: Iterable[Tuple[str, Dict[str, Any]]], crd_dir: Path = CRD_DIR) -> Tuple[List[str], List[str]]:
+    """(problems, kinds that had no schema to check against)."""
+    problems: List[str] = []
+    unchecked: List[str] = []
+    crds = _crd_schemas(crd_dir)
+    for where, obj in objects:
+        key = (obj.get("apiVersion", ""), obj.get("kind", ""))
+        if key in crds:
+            errors = sorted(jsonschema.Draft7Validator(_openapi(crds[key])).iter_errors(obj), key=lambda e: list(e.path))
+            problems.extend(f"{where}: {'.'.join(map(str, e.path))}: {e.message}" for e in errors)
+            continue
+        try:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            unchecked.append(f"{key[0]} {key[1]}")
+        except kubernetes_validate.ValidationError as exc:
+            problems.append(f"{where}: {'.'.join(map(str, exc.path))}: {exc.message}")
+    return problems, sorted(set(unchecked))
+
+
+def _openapi(schema: Any) -> Any:
+    """CRD schemas are OpenAPI v3: make 'x-kubernetes-*' and 'nullable' mean to JSON Schema what they mean to the API server."""
+    if isinstance(schema, dict):
+        out = {k: _openapi(v) for k, v in schema.items() if not k.startswith("x-kubernetes-") and k != "nullable"}
+        if schema.get("x-kubernetes-int-or-string"):
+            out["type"] = ["integer", "string"]
+        if schema.get("nullable") and "type" in out:
+            out["type"] = [out["type"], "null"] if isinstance(out["type"], str) else [*out["type"], "null"]
+        if schema.get("x-kubernetes-preserve-unknown-fields"):
+            out.pop("additionalProperties", None)
+        return out
+    if isinstance(schema, list):
+        return [_openapi(v) for v in schema]
+    return schema
+
+
+def kustomization_problems(root: Path) -> List[str]:
+    problems = []
+    for kustomization in sorted(root.rglob("kustomization.yaml")):
+        directory = kustomization.parent
+        listed = yaml.safe_load(kustomization.read_text()).get("resources") or []
+        for entry in listed:
+            if not (directory / entry).exists():
+                problems.append(f"{kustomization.relative_to(root)}: lists {entry}, which does not exist")
+        present = {p.name for p in directory.glob("*.yaml") if p.name != "kustomization.yaml" and not p.name.startswith(".")}
+        present |= {p.name for p in directory.iterdir() if p.is_dir() and (p / "kustomization.yaml").exists()}
+        for name in sorted(present - set(listed)):
+            problems.append(f"{kustomization.relative_to(root)}: does not list {name}")
+    return problems
+
+
+def policy_problems(objects: Iterable[Tuple[str, Dict[str, Any]]]) -> List[str]:
+    problems = []
+    for where, obj in objects:
+        if obj.get("kind") not in WORKLOAD_KINDS:
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        pod_ctx = pod.get("securityContext") or {}
+        for container in pod.get("containers", []) + pod.get("initContainers", []):
+            name = f"{where}: {container['name']}"
+            image = container["image"]
+            tag = image.rsplit("/", 1)[-1]
+            if "@sha256:" not in image and (":" not in tag or tag.endswith(":latest")):
+                problems.append(f"{name}: image {image} is not pinned to a version")
+            resources = container.get("resources") or {}
+            if not resources.get("requests") or not resources.get("limits"):
+                problems.append(f"{name}: needs resource requests and limits")
+            if (obj["kind"], obj["metadata"]["name"]) not in NO_PROBES and obj["kind"] != "Job":
+                for probe in ("readinessProbe", "livenessProbe"):
+                    if probe not in container:
+                        problems.append(f"{name}: has no {probe}")
+            ctx = container.get("securityContext") or {}
+            if ctx.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{name}: must set allowPrivilegeEscalation: false")
+            non_root = ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot"))
+            if not non_root and not any(allowed in image for allowed in ROOT_ALLOWED_IMAGES):
+                problems.append(f"{name}: runs as root, but {image} supports a non-root user")
+    return problems
+
+
+def decrypt_secrets(root: Path, age_key: str, sops: Optional[str] = None) -> List[Tuple[str, Dict[str, Any]]]:
+    sops = sops or os.path.join(os.path.dirname(sys.executable), "sops")
+    secrets = []
+    for path in sorted(p for p in root.rglob("*.sops.yaml") if p.name != ".sops.yaml"):
+        out = subprocess.run(
+            [sops, "decrypt", "--output-type", "json", str(path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SOPS_AGE_KEY_FILE": age_key},
+            check=True,
+        )
+        secrets.append((str(path.relative_to(root)), json.loads(out.stdout)))
+    return secrets
+
+
+def plaintext_leaks(root: Path, secrets: Iterable[Tuple[str, Dict[str, Any]]], extra_text: str = "") -> List[str]:
+    """Secret values found in plain text in any file of the tree (or in extra_text, e.g. a run's output)."""
+    values = {value for _, secret in secrets for value in (secret.get("stringData") or {}).values() if len(str(value)) >= 8}
+    leaks = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        text = path.read_text(errors="replace")
+        leaks.extend(f"{path.relative_to(root)} holds a secret value in plain text" for value in values if value in text)
+    leaks.extend("the run's output holds a secret value" for value in values if value in extra_text)
+    return leaks
+
+
+def check_tree(root: Path, age_key: Optional[str] = None) -> List[str]:
+    objects = load_objects(root)
+    problems, _unchecked = schema_problems(objects)
+    problems += kustomization_problems(root)
+    problems += policy_problems(objects)
+    if age_key:
+        secrets = decrypt_secrets(root, age_key)
+        problems += schema_problems(secrets)[0]
+        problems += plaintext_leaks(root, secrets)
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="check a rendered homelab.ai GitOps tree")
+    parser.add_argument("tree", type=Path)
+    parser.add_argument("--age-key")
+    args = parser.parse_args()
+    if not (args.tree / "kustomization.yaml").exists():
+        print(f"{args.tree}: no kustomization.yaml, not a rendered tree", file=sys.stderr)
+        return 2
+    problems = check_tree(args.tree, args.age_key)
+    for problem in problems:
+        print(problem)
+    objects = len(load_objects(args.tree))
+    print(f"{args.tree}: {objects} objects, {len(problems)} problems", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.homelab.ai.plugins.module_utils._components import (
+    apply_batches,
+    component_url,
+    delivery_plan,
+    flux_objects,
+    namespaces_of,
+    normalize_component,
+    order_components,
+)
+from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
+
+
+def deployment(name, namespace=None, replicas=1):
+    metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+    spec = {} if replicas is None else {"replicas": replicas}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
+
+
+def component(name, objects=(), needs=(), **extra):
+    return normalize_component({"name": name, "objects": list(objects), "needs": list(needs), **extra}, "ai")
+
+
+def test_normalize_fills_namespace_and_common_labels_but_leaves_nodes_alone():
+    c = component("x", [deployment("a"), {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": {"k": "v"}}}])
+    assert c["objects"][0]["metadata"]["namespace"] == "ai"
+    assert c["objects"][0]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "homelab.ai"
+    assert c["objects"][1]["metadata"] == {"name": "n1", "labels": {"k": "v"}}
+
+
+def test_normalize_refuses_objects_without_identity_and_duplicates():
+    with pytest.raises(InputError, match=r"objects\[0\]: has no apiVersion"):
+        component("x", [{"kind": "Service", "metadata": {"name": "s"}}])
+    with pytest.raises(InputError, match="renders Deployment a 2 times"):
+        component("x", [deployment("a"), deployment("a", "ai")])
+    with pytest.raises(InputError, match="is not a component name"):
+        component("Not_A_Label")
+
+
+def test_order_follows_needs_and_ignores_missing_components():
+    ordered = order_components([component("webui", needs=["litellm"]), component("litellm", needs=["longhorn-absent"]), component("qdrant")])
+    assert [c["name"] for c in ordered] == ["litellm", "webui", "qdrant"]
+
+
+def test_a_cycle_is_an_error():
+    with pytest.raises(InputError, match="cycle: a -> b -> a"):
+        order_components([component("a", needs=["b"]), component("b", needs=["a"])])
+
+
+def test_namespaces_of_skips_system_and_created_ones():
+    created = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "longhorn-system"}}
+    chart = {"name": "l", "namespace": "longhorn-system", "repo_name": "r", "repo_url": "https://x", "chart": "c", "version": "1"}
+    comps = [component("a", [deployment("d"), deployment("k", "kube-system"), created], helm=[chart])]
+    assert namespaces_of(comps) == ["ai"]
+
+
+def test_flux_objects_for_http_and_oci_repositories():
+    repo, release = flux_objects(
+        {"name": "n", "namespace": "ns", "repo_name": "r", "repo_url": "oci://reg/charts", "chart": "c", "version": "1.2", "values": {"a": 1}}
+    )
+    assert repo["spec"] == {"interval": "1h", "url": "oci://reg/charts", "type": "oci"}
+    assert release["spec"]["chart"]["spec"] == {
+        "chart": "c",
+        "version": "1.2",
+        "sourceRef": {"kind": "HelmRepository", "name": "r", "namespace": "flux-system"},
+    }
+    assert release["spec"]["values"] == {"a": 1}
+
+
+def test_apply_batches_put_namespaces_first_and_wait_for_workloads_not_scaled_to_zero():
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "longhorn-system"}}
+    comps = [component("a", [ns, deployment("d1"), deployment("d0", replicas=0), deployment("dz", replicas=None)])]
+    batches = apply_batches(comps, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ai"}}])
+    assert [o["metadata"]["name"] for o in batches[0]["objects"]] == ["ai", "longhorn-system"]
+    assert [o["metadata"]["name"] for o in batches[1]["objects"]] == ["d1", "d0", "dz"]
+    assert [w["name"] for w in batches[1]["wait"]] == ["d1", "dz"]
+
+
+def test_delivery_plan_lists_secrets_with_paths_and_value_variables():
+    secret = {"name": "litellm", "keys": {"master-key": {"var": "litellm_master_key", "prefix": "sk-"}}}
+    plan = delivery_plan([component("litellm", [deployment("litellm")], secrets=[secret])], {"tree_dir": "/t/homelab"})
+    (entry,) = plan["secrets"]
+    assert entry["path"] == "/t/homelab/litellm/secret-litellm.sops.yaml"
+    assert entry["generate"] == {"master-key": {"prefix": "sk-"}}
+    assert entry["value_vars"] == {"master-key": "litellm_master_key"}
+    assert plan["namespaces"][0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+
+
+def test_component_url():
+    comps = [component("litellm", summary={"url": "http://litellm:4000/v1"}), component("qdrant")]
+    assert component_url(comps, "litellm") == "http://litellm:4000/v1"
+    assert component_url(comps, "qdrant") is None
+    assert component_url(comps, "absent") is None

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.homelab.ai.plugins.module_utils._preflight import (
+    load_role_specs,
+    quantity_problems,
+    run_preflight,
+    spec_problems,
+)
+from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
+from tests.support.example import ROOT, example_inventory
+
+SPECS = load_role_specs(str(ROOT / "roles"))
+
+
+@pytest.fixture
+def age_key(tmp_path):
+    path = tmp_path / "keys.txt"
+    path.write_text("# created: now\n# public key: age1cx5crtrxtzwq8j383v7u3zkdmspc3my6yayylrd2t5zslkurs33svafqlw\nAGE-SECRET-KEY-1XYZ\n")
+    return str(path)
+
+
+def test_every_public_role_has_an_argument_spec():
+    assert {"preflight", "gpu_plugins", "longhorn", "llamacpp", "ollama", "qdrant", "litellm", "open_webui", "stable_diffusion", "deliver"} <= set(SPECS)
+
+
+def test_the_example_passes_and_takes_recipients_from_the_key_file(age_key):
+    shared, hosts = example_inventory()
+    inventory, warnings = run_preflight({**shared, "homelab_ai_sops_age_key_file": age_key}, hosts, SPECS, cwd="/x")
+    assert inventory["sops"]["age_recipients"] == ["age1cx5crtrxtzwq8j383v7u3zkdmspc3my6yayylrd2t5zslkurs33svafqlw"]
+    assert warnings == []
+
+
+def test_missing_age_key_says_how_to_make_one(tmp_path):
+    shared, hosts = example_inventory()
+    with pytest.raises(InputError) as info:
+        run_preflight({**shared, "homelab_ai_sops_age_key_file": str(tmp_path / "none.txt")}, hosts, SPECS)
+    (problem,) = info.value.problems
+    assert "no age key at" in str(problem) and "age-keygen -o" in str(problem)
+
+
+def test_misspelled_shared_variable_is_an_error_and_role_variable_a_warning(age_key):
+    shared, hosts = example_inventory()
+    variables = {**shared, "homelab_ai_sops_age_key_file": age_key, "homelab_ai_modles": [], "ollama_kepe_alive": "1m"}
+    with pytest.raises(InputError) as info:
+        run_preflight(variables, hosts, SPECS)
+    assert [p.where for p in info.value.problems] == ["homelab_ai_modles"]
+    del variables["homelab_ai_modles"]
+    _inventory, warnings = run_preflight(variables, hosts, SPECS)
+    (warning,) = warnings
+    assert warning.startswith("ollama_kepe_alive: is not a variable of homelab.ai (did you mean ollama_keep_alive?). Fix: correct the name")
+
+
+def test_role_variables_are_checked_against_their_argument_spec():
+    problems = spec_problems("ollama", SPECS["ollama"], {"ollama_service_type": "Ingress", "ollama_port": "port"})
+    text = " ".join(str(p) for p in problems)
+    assert "ollama_service_type" in text and "ClusterIP, NodePort, LoadBalancer" in text
+    assert "ollama_port" in text
+
+
+def test_quantities_by_name_and_in_resources():
+    problems = quantity_problems(
+        {"ollama_storage_size": "100GB", "ollama_vram": "", "qdrant_resources": {"requests": {"cpu": "lots", "memory": "1Gi"}, "limits": {"nvidia.com/gpu": 1}}}
+    )
+    assert [p.where for p in problems] == ["ollama_storage_size", "qdrant_resources.requests.cpu"]
