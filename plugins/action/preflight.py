@@ -13,6 +13,7 @@ import os
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.homelab.ai.plugins.module_utils._preflight import load_role_specs, run_preflight
+from ansible_collections.homelab.ai.plugins.module_utils._yaml import plain
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
 
 _ROLES_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "roles")
@@ -39,7 +40,8 @@ class ActionModule(ActionBase):
         except InputError as exc:
             result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
             return result
-        result.update(changed=False, ansible_facts={"homelab_ai_inventory": inventory}, warnings=warnings)
+        # plain builtins: a fact of Ansible's tagged values costs a copy in every later task
+        result.update(changed=False, ansible_facts={"homelab_ai_inventory": plain(inventory)}, warnings=warnings)
         result["summary"] = {
             "cluster": inventory["cluster_name"],
             "mode": inventory["mode"],

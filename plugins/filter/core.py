@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.homelab.ai.plugins.module_utils._components import component_url, delivery_plan
+from ansible_collections.homelab.ai.plugins.module_utils._components import component_url, delivery_plan, delivery_secrets, endpoints, normalize_component
 from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_nodes, gpu_resource, node_gpu
 from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config, llamacpp_routes, ollama_routes
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
@@ -31,6 +31,9 @@ class FilterModule:
         return {
             "delivery_plan": _wrap(delivery_plan),
             "component_url": _wrap(component_url),
+            "component": _wrap(normalize_component),
+            "delivery_secrets": _wrap(delivery_secrets),
+            "endpoints": _wrap(endpoints),
             "litellm_config": _wrap(litellm_config),
             "llamacpp_routes": _wrap(llamacpp_routes),
             "ollama_routes": _wrap(ollama_routes),

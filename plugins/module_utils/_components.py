@@ -2,9 +2,13 @@
 # Apache License 2.0 (see LICENSE)
 """What a role hands to the delivery: a component, its objects, Helm charts and secret specs.
 
-A role never talks to the cluster; it describes a component. The delivery turns the list of
-components into a GitOps tree (render) or server-side applies them (apply), in the order given here,
-so both modes deliver the same objects.
+A role never talks to the cluster; it describes a component and keeps it in a variable of its own
+(``set_fact: <role>_component: "{{ {...} | homelab.ai.component(inventory) }}"``). The delivery collects
+every such variable (``collect_components``) and turns them into a GitOps tree (render) or server-side
+applies them (apply), in dependency order, so both modes deliver the same objects.
+
+Variables, not facts: Ansible copies every fact into each task's variables, which for a catalog of
+100 models costs seconds per task; a variable set by set_fact costs nothing until it is used.
 """
 
 from __future__ import annotations
@@ -13,10 +17,16 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ._problems import InputError, Problem
+from ._yaml import plain
 
 __all__ = [
     "CLUSTER_SCOPED_KINDS",
     "COMMON_LABELS",
+    "MARKER",
+    "collect_components",
+    "delivery_secrets",
+    "endpoints",
+    "namespace_objects",
     "SYSTEM_NAMESPACES",
     "apply_batches",
     "component_url",
@@ -36,8 +46,20 @@ SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-no
 FLUX_NAMESPACE = "flux-system"
 COMMON_LABELS = {"app.kubernetes.io/managed-by": "homelab.ai", "app.kubernetes.io/part-of": "homelab-ai"}
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# the key that marks a variable's value as a registered component
+MARKER = "homelab_ai_component"
 _COMPONENT_KEYS = ("name", "needs", "objects", "secrets", "helm", "gpu_workloads", "routes", "summary")
 _HELM_KEYS = ("name", "namespace", "repo_name", "repo_url", "chart", "version", "values", "needs")
+
+
+def collect_components(variables: Mapping[str, Any]) -> List[Mapping[str, Any]]:
+    """The components registered in ``variables`` (a role's ``<role>_component``), sorted by name.
+
+    The delivery orders them by their needs; sorting by name first makes that order independent of how
+    the variables happen to be listed.
+    """
+    found = [value for name, value in variables.items() if name.endswith("_component") and isinstance(value, Mapping) and value.get(MARKER)]
+    return sorted(found, key=lambda component: str(component["name"]))
 
 
 def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[str, Any]:
@@ -48,7 +70,7 @@ def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[
     if not isinstance(name, str) or not _NAME.match(name):
         raise InputError([Problem("component", f"{name!r} is not a component name", "use a DNS label")])
     for key in raw:
-        if key not in _COMPONENT_KEYS:
+        if key not in _COMPONENT_KEYS and key != MARKER:
             problems.append(Problem(f"{where}.{key}", "is not a component key", f"use {', '.join(_COMPONENT_KEYS)}"))
     objects = []
     for index, obj in enumerate(raw.get("objects") or []):
@@ -86,16 +108,20 @@ def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[
         secrets.append({"namespace": default_namespace, "type": "Opaque", "labels": {}, **secret})
     if problems:
         raise InputError(problems)
-    return {
-        "name": name,
-        "needs": list(raw.get("needs") or []),
-        "objects": objects,
-        "helm": helm,
-        "secrets": secrets,
-        "gpu_workloads": list(raw.get("gpu_workloads") or []),
-        "routes": list(raw.get("routes") or []),
-        "summary": dict(raw.get("summary") or {}),
-    }
+    # plain builtins: Ansible's tagged strings and containers cost a copy in every later task
+    return plain(
+        {
+            MARKER: True,
+            "name": name,
+            "needs": list(raw.get("needs") or []),
+            "objects": objects,
+            "helm": helm,
+            "secrets": secrets,
+            "gpu_workloads": list(raw.get("gpu_workloads") or []),
+            "routes": list(raw.get("routes") or []),
+            "summary": dict(raw.get("summary") or {}),
+        }
+    )
 
 
 def order_components(components: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
@@ -192,10 +218,9 @@ def _replicas(obj: Mapping[str, Any]) -> Optional[int]:
     return (obj.get("spec") or {}).get("replicas")
 
 
-def delivery_plan(components: Sequence[Mapping[str, Any]], inventory: Mapping[str, Any]) -> Dict[str, Any]:
-    """Everything the deliver role needs, in delivery order, computed once."""
-    ordered = order_components(components)
-    namespaces = [
+def namespace_objects(components: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """Namespace objects for the namespaces that no component creates itself."""
+    return [
         {
             "apiVersion": "v1",
             "kind": "Namespace",
@@ -205,11 +230,15 @@ def delivery_plan(components: Sequence[Mapping[str, Any]], inventory: Mapping[st
                 "labels": {**COMMON_LABELS, "pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "restricted"},
             },
         }
-        for name in namespaces_of(ordered)
+        for name in namespaces_of(components)
     ]
-    tree = inventory["tree_dir"]
+
+
+def delivery_secrets(components: Sequence[Mapping[str, Any]], tree_dir: str) -> List[Dict[str, Any]]:
+    """One entry per Secret for the sops_secret task: where its file lives, how to generate each key, and
+    which variable may give a value. The values themselves never pass through here."""
     secrets = []
-    for component in ordered:
+    for component in order_components(components):
         for secret in component["secrets"]:
             keys = {key: dict(spec or {}) for key, spec in secret["keys"].items()}
             secrets.append(
@@ -219,18 +248,23 @@ def delivery_plan(components: Sequence[Mapping[str, Any]], inventory: Mapping[st
                     "namespace": secret["namespace"],
                     "type": secret["type"],
                     "labels": {**COMMON_LABELS, **secret["labels"]},
-                    "path": f"{tree}/{component['name']}/secret-{secret['name']}.sops.yaml",
+                    "path": f"{tree_dir}/{component['name']}/secret-{secret['name']}.sops.yaml",
                     "generate": {key: {k: v for k, v in spec.items() if k != "var"} for key, spec in keys.items()},
                     "value_vars": {key: spec["var"] for key, spec in keys.items() if spec.get("var")},
                 }
             )
-    return {
-        "tree_dir": tree,
-        "components": ordered,
-        "namespaces": namespaces,
-        "batches": apply_batches(ordered, namespaces),
-        "secrets": secrets,
-    }
+    return secrets
+
+
+def delivery_plan(components: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+    """What apply mode needs: every object in dependency order, in batches (see ``apply_batches``)."""
+    ordered = order_components(components)
+    return {"components": [c["name"] for c in ordered], "batches": apply_batches(ordered, namespace_objects(ordered))}
+
+
+def endpoints(components: Sequence[Mapping[str, Any]]) -> List[Dict[str, str]]:
+    """The endpoints the components announce, in delivery order, for the summary."""
+    return [endpoint for component in order_components(components) for endpoint in (component.get("summary") or {}).get("endpoints") or []]
 
 
 def component_url(components: Sequence[Mapping[str, Any]], name: str) -> Optional[str]:

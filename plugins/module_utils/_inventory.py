@@ -62,7 +62,6 @@ SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
         "homelab_ai_kube_context",
         "homelab_ai_vram_overcommit",
         "homelab_ai_inventory",  # the fact preflight sets
-        "homelab_ai_components",  # the fact the roles fill
     }
 )
 # Variables of a node host.
@@ -176,7 +175,7 @@ def check_variable_names(names: Sequence[str], known: Mapping[str, Sequence[str]
     """
     problems = []
     for name in sorted(names):
-        if name.startswith("_"):
+        if name.startswith(("_", "homelab_ai_component_")):  # private, or facts the component roles set
             continue
         for prefix, declared in sorted(known.items(), key=lambda item: -len(item[0])):
             if name.startswith(prefix + "_"):

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 import yaml
 
-__all__ = ["dump", "dump_all", "load_all"]
+__all__ = ["dump", "dump_all", "load_all", "plain"]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -27,12 +27,12 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _str)
 
 
-def _plain(value: Any) -> Any:
-    """Ansible hands over its own str/dict/list subclasses; the dumper wants the builtins."""
+def plain(value: Any) -> Any:
+    """A deep copy in builtin types: Ansible hands over its own tagged str/dict/list subclasses."""
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
@@ -45,12 +45,12 @@ def _plain(value: Any) -> Any:
 
 
 def dump(data: Any) -> str:
-    return yaml.dump(_plain(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True)
+    return yaml.dump(plain(data), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True)
 
 
 def dump_all(documents: Iterable[Any]) -> str:
     return yaml.dump_all(
-        [_plain(doc) for doc in documents], Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True, explicit_start=True
+        [plain(doc) for doc in documents], Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True, explicit_start=True
     )
 
 

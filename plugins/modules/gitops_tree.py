@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # Copyright: homelab.ai contributors
 # Apache License 2.0 (see LICENSE)
+# The work is done by the action plugin of the same name (plugins/action/gitops_tree.py).
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ description:
     kustomizations and keeps them.
   - Writes only files whose content differs, each atomically; removes files it wrote earlier that are no longer
     rendered (they carry a header line), and never touches other files, so the tree can live in a Git checkout.
+  - Runs on the controller (an action plugin), where the registered components are: they are not copied into module
+    arguments, which for large catalogs would cost more than writing the tree.
 author: homelab.ai developers
 options:
   path:
@@ -24,15 +27,12 @@ options:
     type: path
     required: true
   components:
-    description: The components as the roles registered them (the C(homelab_ai_components) fact), in delivery order.
+    description:
+      - The components to write; by default every component the roles of the play registered
+        (P(homelab.ai.components#lookup)). They are written in dependency order, after a C(namespaces/) directory
+        with the namespaces that no component creates itself.
     type: list
     elements: dict
-    required: true
-  namespaces:
-    description: Namespace objects that no component creates itself, written to C(namespaces/).
-    type: list
-    elements: dict
-    default: []
   age_recipients:
     description: age public keys for the C(.sops.yaml) creation rule.
     type: list
@@ -47,13 +47,14 @@ attributes:
     support: full
   diff_mode:
     support: full
+  action:
+    support: full
 """
 
 EXAMPLES = r"""
-- name: Write the GitOps tree
+- name: Write the GitOps tree of every registered component
   homelab.ai.gitops_tree:
     path: build/homelab
-    components: "{{ ansible_facts.homelab_ai_components }}"
     age_recipients: [age1...]
 """
 
@@ -87,53 +88,3 @@ contents:
   type: dict
   sample: {ollama: {StatefulSet: 1, Service: 1, PersistentVolumeClaim: 1}}
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.homelab.ai.plugins.module_utils._components import flux_objects
-from ansible_collections.homelab.ai.plugins.module_utils._tree import render_files, secret_filename, sync_tree
-
-
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "path": {"type": "path", "required": True},
-            "components": {"type": "list", "elements": "dict", "required": True},
-            "namespaces": {"type": "list", "elements": "dict", "default": []},
-            "age_recipients": {"type": "list", "elements": "str", "required": True},
-            "files": {"type": "dict", "default": {}},
-        },
-        supports_check_mode=True,
-    )
-    params = module.params
-    components = params["components"]
-    files = render_files(components, params["namespaces"], age_recipients=params["age_recipients"], extra_files=params["files"])
-    keep = [f"{c['name']}/{secret_filename(s['name'])}" for c in components for s in c["secrets"]]
-    result = sync_tree(params["path"], files, keep=keep, check_mode=module.check_mode, want_diff=module._diff)
-    contents = {}
-    if params["namespaces"]:
-        contents["namespaces"] = {"Namespace": len(params["namespaces"])}
-    for component in components:
-        kinds: dict = {}
-        objects = list(component["objects"]) + [obj for chart in component["helm"] for obj in flux_objects(chart)]
-        for obj in objects:
-            kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
-        if component["secrets"]:
-            kinds["Secret (SOPS)"] = len(component["secrets"])
-        contents[component["name"]] = kinds
-    output = {
-        "changed": result.changed,
-        "path": params["path"],
-        "created": result.created,
-        "updated": result.updated,
-        "removed": result.removed,
-        "unchanged": result.unchanged,
-        "contents": contents,
-    }
-    if module._diff:
-        output["diff"] = result.diffs
-    module.exit_json(**output)
-
-
-if __name__ == "__main__":
-    main()

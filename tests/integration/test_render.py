@@ -37,7 +37,7 @@ def test_the_run_ends_by_saying_where_the_tree_is_and_what_it_holds(rendered):
 def test_the_tree_has_a_directory_per_component_in_dependency_order(rendered):
     tree, _ = rendered
     resources = yaml.safe_load((tree / "kustomization.yaml").read_text())["resources"]
-    assert resources == ["namespaces", "gpu-plugins", "longhorn", "llamacpp", "ollama", "qdrant", "stable-diffusion", "litellm", "open-webui"]
+    assert resources == ["namespaces", "gpu-plugins", "longhorn", "llamacpp", "ollama", "litellm", "qdrant", "stable-diffusion", "open-webui"]
     assert kustomization_problems(tree) == []
     assert "age1" in (tree / ".sops.yaml").read_text()
 

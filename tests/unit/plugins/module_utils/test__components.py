@@ -3,10 +3,15 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.homelab.ai.plugins.module_utils._components import (
+    MARKER,
     apply_batches,
+    collect_components,
     component_url,
     delivery_plan,
+    delivery_secrets,
+    endpoints,
     flux_objects,
+    namespace_objects,
     namespaces_of,
     normalize_component,
     order_components,
@@ -79,14 +84,37 @@ def test_apply_batches_put_namespaces_first_and_wait_for_workloads_not_scaled_to
     assert [w["name"] for w in batches[1]["wait"]] == ["d1", "dz"]
 
 
-def test_delivery_plan_lists_secrets_with_paths_and_value_variables():
+def test_delivery_secrets_give_paths_and_value_variables_never_values():
     secret = {"name": "litellm", "keys": {"master-key": {"var": "litellm_master_key", "prefix": "sk-"}}}
-    plan = delivery_plan([component("litellm", [deployment("litellm")], secrets=[secret])], {"tree_dir": "/t/homelab"})
-    (entry,) = plan["secrets"]
+    (entry,) = delivery_secrets([component("litellm", [deployment("litellm")], secrets=[secret])], "/t/homelab")
     assert entry["path"] == "/t/homelab/litellm/secret-litellm.sops.yaml"
     assert entry["generate"] == {"master-key": {"prefix": "sk-"}}
     assert entry["value_vars"] == {"master-key": "litellm_master_key"}
-    assert plan["namespaces"][0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+
+
+def test_namespace_objects_are_labelled_for_pod_security():
+    (ns,) = namespace_objects([component("a", [deployment("d")])])
+    assert ns["metadata"]["name"] == "ai" and ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+
+
+def test_delivery_plan_orders_and_batches():
+    plan = delivery_plan([component("b", [deployment("db")], needs=["a"]), component("a", [deployment("da")])])
+    assert plan["components"] == ["a", "b"]
+    assert [batch["name"] for batch in plan["batches"]] == ["namespaces", "a", "b"]
+
+
+def test_components_are_collected_from_variables_by_marker():
+    variables = {"_b_component": component("b"), "_a_component": component("a"), "x_component": {"name": "not one"}, "other": component("c")}
+    assert [c["name"] for c in collect_components(variables)] == ["a", "b"]
+    assert variables["_a_component"][MARKER] is True
+
+
+def test_endpoints_in_delivery_order():
+    comps = [
+        component("b", needs=["a"], summary={"endpoints": [{"name": "B", "url": "http://b"}]}),
+        component("a", summary={"endpoints": [{"name": "A", "url": "http://a"}]}),
+    ]
+    assert [e["name"] for e in endpoints(comps)] == ["A", "B"]
 
 
 def test_component_url():
