@@ -77,7 +77,7 @@ def main() -> int:
             objects = 0
             for attempt in range(args.repeat):
                 out = base / f"out-{label}-{attempt}"
-                seconds, changed = timed(collections, inventory, key, out)
+                seconds, _changed = timed(collections, inventory, key, out)
                 first.append(seconds)
                 seconds, changed_again = timed(collections, inventory, key, out)
                 second.append(seconds)

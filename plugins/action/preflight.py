@@ -13,8 +13,8 @@ import os
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.homelab.ai.plugins.module_utils._preflight import load_role_specs, run_preflight
-from ansible_collections.homelab.ai.plugins.module_utils._yaml import plain
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
+from ansible_collections.homelab.ai.plugins.module_utils._yaml import plain
 
 _ROLES_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "roles")
 
