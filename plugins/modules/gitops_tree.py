@@ -18,7 +18,7 @@ description:
     kustomizations and keeps them.
   - Writes only files whose content differs, each atomically; removes files it wrote earlier that are no longer
     rendered (they carry a header line), and never touches other files, so the tree can live in a Git checkout.
-  - Runs on the controller (an action plugin), where the registered components are: they are not copied into module
+  - Runs on the controller (an action plugin), where the registered components are, so that they are not copied into module
     arguments, which for large catalogs would cost more than writing the tree.
 author: homelab.ai developers
 options:
