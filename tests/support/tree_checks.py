@@ -5,7 +5,7 @@
     python tests/support/tree_checks.py TREE [--age-key KEYFILE]
 
 - every object validates against the upstream Kubernetes schemas (kubernetes-validate, strict, one pinned version)
-  and every custom resource against its CRD's schema (../shared/crds, where present);
+  and every custom resource against its CRD's schema (tests/fixtures/crds);
 - every kustomization lists exactly the files beside it, and every listed path exists;
 - the workloads follow the collection's policy: pinned images, requests and limits, probes, no privilege escalation;
 - with an age key: every Secret decrypts, validates, and none of its values appears in plain text anywhere.
@@ -26,8 +26,8 @@ import kubernetes_validate
 import yaml
 
 K8S_VERSION = "1.33.0"
-# the upstream CRDs lie beside the checkout in this workplace (../shared/crds); HOMELAB_AI_CRDS points elsewhere
-CRD_DIR = Path(os.environ.get("HOMELAB_AI_CRDS") or Path(__file__).resolve().parents[3] / "shared" / "crds")
+# upstream CRDs, copied unchanged (tests/fixtures/crds/README.md); HOMELAB_AI_CRDS points elsewhere
+CRD_DIR = Path(os.environ.get("HOMELAB_AI_CRDS") or Path(__file__).resolve().parents[1] / "fixtures" / "crds")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 # Device plugins talk to the kubelet over a socket; their images have no shell and no HTTP endpoint to probe.
 NO_PROBES = {("DaemonSet", "amdgpu-device-plugin")} | {("DaemonSet", f"intel-gpu-plugin-shared-{n}") for n in range(1, 65)}
