@@ -101,7 +101,7 @@ class FakeKube:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeKube":
+    def __enter__(self) -> FakeKube:
         self._thread.start()
         return self
 
@@ -152,8 +152,17 @@ class FakeKube:
                 obj = self.store.get(key)
                 return (200, copy.deepcopy(obj)) if obj else (404, _status(404, "NotFound", f'{_plural} "{name}" not found', kind, name))
             if method == "GET":
-                items = [copy.deepcopy(o) for (g, k, ns, _), o in sorted(self.store.items(), key=lambda i: str(i[0])) if (g, k) == (group, kind) and namespace in (None, ns)]
-                return 200, {"apiVersion": f"{group}/{version}".lstrip("/"), "kind": f"{kind}List", "metadata": {"resourceVersion": str(self._version)}, "items": items}
+                items = [
+                    copy.deepcopy(o)
+                    for (g, k, ns, _), o in sorted(self.store.items(), key=lambda i: str(i[0]))
+                    if (g, k) == (group, kind) and namespace in (None, ns)
+                ]
+                return 200, {
+                    "apiVersion": f"{group}/{version}".lstrip("/"),
+                    "kind": f"{kind}List",
+                    "metadata": {"resourceVersion": str(self._version)},
+                    "items": items,
+                }
             if method == "PATCH" and name:
                 patch = yaml.safe_load(body or b"{}")
                 if "apply-patch" in content_type:
@@ -307,7 +316,14 @@ def _rolled_out(obj: Dict[str, Any]) -> None:
         if obj["kind"] == "StatefulSet":
             obj["status"]["currentRevision"] = obj["status"]["updateRevision"] = f"{obj['metadata']['name']}-{generation}"
     elif obj["kind"] == "DaemonSet":
-        obj["status"] = {"observedGeneration": generation, "desiredNumberScheduled": 1, "currentNumberScheduled": 1, "numberReady": 1, "updatedNumberScheduled": 1, "numberAvailable": 1}
+        obj["status"] = {
+            "observedGeneration": generation,
+            "desiredNumberScheduled": 1,
+            "currentNumberScheduled": 1,
+            "numberReady": 1,
+            "updatedNumberScheduled": 1,
+            "numberAvailable": 1,
+        }
     elif obj["kind"] == "Namespace":
         obj["status"] = {"phase": "Active"}
 
