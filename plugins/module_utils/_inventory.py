@@ -14,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Sequence
 
+from ._gpus import compare_gpus, gpus_from_facts
 from ._problems import InputError, Problem, suggest
 from ._quantity import QuantityError, to_bytes
 from ._sources import Source, SourceError, parse_source
@@ -54,18 +55,19 @@ DEFAULTS: Dict[str, Any] = {
     "homelab_ai_node_group": "homelab_ai_nodes",
     "homelab_ai_sops_age_recipients": [],
     "homelab_ai_apply_timeout": 600,
+    # the VRAM plan fails the run when what shares a GPU may need more than it holds; true only warns
+    "homelab_ai_vram_overcommit": False,
 }
 SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
     {
         "homelab_ai_sops_age_key_file",
         "homelab_ai_kubeconfig",
         "homelab_ai_kube_context",
-        "homelab_ai_vram_overcommit",
         "homelab_ai_inventory",  # the fact preflight sets
     }
 )
 # Variables of a node host.
-NODE_VARIABLES = frozenset({"homelab_ai_gpus", "homelab_ai_node_name", "homelab_ai_node_labels", "homelab_ai_gpu_facts"})
+NODE_VARIABLES = frozenset({"homelab_ai_gpus", "homelab_ai_gpu_sharing", "homelab_ai_node_name", "homelab_ai_node_labels", "homelab_ai_gpu_facts"})
 
 GPU_KEYS = ("vendor", "model", "memory", "count", "sharing", "apu")
 SHARING_KEYS = ("replicas", "rename_by_default", "fail_requests_greater_than_one")
@@ -104,6 +106,7 @@ class Gpu:
     apu: bool
     rename_by_default: bool = False  # NVIDIA: advertise shared GPUs as nvidia.com/gpu.shared
     fail_requests_greater_than_one: bool = True  # NVIDIA: refuse pods that ask for more than one shared GPU
+    source: str = "declared"  # declared (homelab_ai_gpus) or detected (homelab_ai_gpu_facts, where none is declared)
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Node:
     name: str  # Kubernetes node name
     gpus: List[Gpu]
     labels: Dict[str, str]
+    # GIDs owning the node's GPU device nodes (render nodes, /dev/kfd), where gpu_facts ran: supplementalGroups of GPU pods
+    device_gids: List[int] = field(default_factory=list)
 
     @property
     def vendors(self) -> List[str]:
@@ -151,6 +156,8 @@ class Inventory:
     models: List[Model]
     vendors: List[str] = field(default_factory=list)
     apply_timeout: int = 600
+    vram_overcommit: bool = False
+    warnings: List[str] = field(default_factory=list)  # what the run should show but not fail on
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -207,9 +214,11 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
     render_dir = os.path.abspath(os.path.join(cwd or os.getcwd(), os.path.expanduser(render_dir)))
     apply_timeout = _int("homelab_ai_apply_timeout", values["homelab_ai_apply_timeout"], problems, minimum=1, default=600)
 
-    nodes = [_node(host, hvars, problems) for host, hvars in hosts.items()]
-    # a node whose GPU entry is wrong has been reported already: its models are not "without GPU"
-    flawed = {host for host, hvars in hosts.items() if any(p.where.startswith(f"{host}: homelab_ai_gpus") for p in problems)}
+    vram_overcommit = _bool("homelab_ai_vram_overcommit", values["homelab_ai_vram_overcommit"], problems, False)
+    warnings: List[str] = []
+    nodes = [_node(host, hvars, problems, warnings) for host, hvars in hosts.items()]
+    # a node whose GPU entry (declared, detected or its sharing) is wrong has been reported already: its models are not "without GPU"
+    flawed = {host for host, hvars in hosts.items() if any(p.where.startswith(f"{host}: homelab_ai_gpu") for p in problems)}
     _unique([(node.name, f"node {node.host}") for node in nodes], "homelab_ai_node_name", "give each node its own Kubernetes node name", problems)
 
     raw_models = values["homelab_ai_models"]
@@ -239,6 +248,8 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
         models=models,
         vendors=vendors,
         apply_timeout=apply_timeout,
+        vram_overcommit=vram_overcommit,
+        warnings=warnings,
     )
 
 
@@ -305,7 +316,7 @@ def _bool(where: str, value: Any, problems: List[Problem], default: bool) -> boo
     return default
 
 
-def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem]) -> Node:
+def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem], warnings: List[str]) -> Node:
     name = hvars.get("homelab_ai_node_name") or host
     if not isinstance(name, str) or not _DNS_SUBDOMAIN.match(name):
         problems.append(Problem(f"{host}: homelab_ai_node_name", f"{name!r} is not a Kubernetes node name", "use the name `kubectl get nodes` shows"))
@@ -326,11 +337,21 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem]) -> Node:
                     )
                 )
             labels[str(key)] = text
-    gpus_raw = hvars.get("homelab_ai_gpus") or []
+    facts = hvars.get("homelab_ai_gpu_facts")
+    if facts is not None and not isinstance(facts, Mapping):
+        problems.append(Problem(f"{host}: homelab_ai_gpu_facts", "is not what homelab.ai.gpu_facts sets", "remove the variable; the gpu_facts module sets it"))
+        facts = None
+    gpus_raw = hvars.get("homelab_ai_gpus")
+    source = "declared"
+    if gpus_raw is None and facts is not None:
+        # nothing declared: plan with what the node reported (apply mode, after gpu_facts ran over SSH)
+        gpus_raw, source = gpus_from_facts(host, facts, problems), "detected"
+    gpus_raw = gpus_raw or []
     gpus: List[Gpu] = []
     if not isinstance(gpus_raw, list):
         problems.append(Problem(f"{host}: homelab_ai_gpus", "must be a list of GPUs", "write one '- vendor: ...' entry per kind of GPU"))
         gpus_raw = []
+    node_sharing = hvars.get("homelab_ai_gpu_sharing")
     for index, raw in enumerate(gpus_raw):
         where = f"{host}: homelab_ai_gpus[{index}]"
         if not isinstance(raw, Mapping):
@@ -345,7 +366,13 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem]) -> Node:
             continue
         memory = _quantity(f"{where}.memory", raw.get("memory"), problems, required=True)
         count = _int(f"{where}.count", raw.get("count"), problems, minimum=1, default=1)
-        replicas, rename, fail_gt_one = _sharing(f"{where}.sharing", vendor, raw.get("sharing"), problems)
+        if "sharing" in raw or node_sharing is None:
+            replicas, rename, fail_gt_one = _sharing(f"{where}.sharing", vendor, raw.get("sharing"), problems)
+        else:  # the node's default knob; NVIDIA-only options do not apply to the node's other GPUs
+            default = node_sharing
+            if isinstance(default, Mapping) and vendor != "nvidia":
+                default = {key: value for key, value in default.items() if key not in SHARING_KEYS[1:]}
+            replicas, rename, fail_gt_one = _sharing(f"{host}: homelab_ai_gpu_sharing ({vendor})", vendor, default, problems)
         gpus.append(
             Gpu(
                 id=f"{name}/gpu{index}",
@@ -357,6 +384,7 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem]) -> Node:
                 apu=_bool(f"{where}.apu", raw.get("apu"), problems, False),
                 rename_by_default=rename,
                 fail_requests_greater_than_one=fail_gt_one,
+                source=source,
             )
         )
     for vendor in sorted({g.vendor for g in gpus}):
@@ -369,7 +397,14 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem]) -> Node:
                     "give every GPU of one vendor on a node the same sharing setting",
                 )
             )
-    return Node(host=host, name=name, gpus=gpus, labels=labels)
+    device_gids: List[int] = []
+    if facts is not None:
+        if source == "declared":
+            found, notes = compare_gpus(host, [asdict(g) for g in gpus], facts)
+            problems.extend(found)
+            warnings.extend(notes)
+        device_gids = [int(gid) for gid in facts.get("device_gids") or [] if isinstance(gid, int)]
+    return Node(host=host, name=name, gpus=gpus, labels=labels, device_gids=device_gids)
 
 
 def _sharing(where: str, vendor: str, raw: Any, problems: List[Problem]) -> tuple:

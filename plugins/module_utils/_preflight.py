@@ -127,6 +127,7 @@ def run_preflight(
     if problems:
         raise InputError(problems)
     assert inventory is not None
+    warnings.extend(inventory.pop("warnings", []))  # declared and detected GPUs that differ harmlessly
     inventory["sops"] = {"age_key_file": key_file, "age_recipients": recipients}
     return inventory, warnings
 

@@ -12,7 +12,12 @@ short_description: Check the whole homelab.ai inventory before anything is rende
 version_added: 0.1.0
 description:
   - Reads the shared C(homelab_ai_*) variables of the controller and the variables of every host of the node group
-    (C(homelab_ai_gpus), C(homelab_ai_node_name), C(homelab_ai_node_labels)).
+    (C(homelab_ai_gpus), C(homelab_ai_gpu_sharing), C(homelab_ai_node_name), C(homelab_ai_node_labels), and
+    C(homelab_ai_gpu_facts) where M(homelab.ai.gpu_facts) ran on the node).
+  - A node that declares no C(homelab_ai_gpus) is planned with the GPUs M(homelab.ai.gpu_facts) found; where both exist
+    they are compared, and a node with fewer GPUs or less memory than declared is a problem (other differences warn).
+  - C(homelab_ai_gpu_sharing) (C(exclusive) or C({replicas: N})) is the sharing knob for every GPU of a node that sets
+    no C(sharing) of its own.
   - Validates the model catalog (unknown keys, backends, sources, nodes, duplicate names), the GPUs (vendor, memory,
     sharing), Kubernetes quantities, the values the inventory sets for every role against that role's
     C(meta/argument_specs.yml), misspelled variable names, and the age key SOPS encrypts for.

@@ -1,0 +1,112 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""Random-weight LLaMA-architecture GGUF files of any shape, written with ``gguf.GGUFWriter``.
+
+Used by the VRAM accuracy benchmark and the unit tests. Tensors are given shaped like PyTorch Linear
+weights ``(out, in)``; the writer reverses them into GGUF's order. The tokenizer is SentencePiece-style
+(``llama``) with byte tokens, which is what llama.cpp needs to load the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_head_kv: int
+    n_ff: int
+    n_vocab: int
+    weights: str = "f16"  # f32 | f16 | q8_0 | q4_0
+    tied: bool = False  # no output.weight: llama.cpp uses token_embd for the output too
+    head_dim: int = 0  # 0: n_embd // n_head
+    ctx_train: int = 32768
+
+    @property
+    def d_head(self) -> int:
+        return self.head_dim or self.n_embd // self.n_head
+
+
+_TYPES = {
+    "f32": gguf.GGMLQuantizationType.F32,
+    "f16": gguf.GGMLQuantizationType.F16,
+    "q8_0": gguf.GGMLQuantizationType.Q8_0,
+    "q4_0": gguf.GGMLQuantizationType.Q4_0,
+}
+
+
+def write_model(path: Path, shape: Shape, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name(shape.name)
+    writer.add_context_length(shape.ctx_train)
+    writer.add_embedding_length(shape.n_embd)
+    writer.add_block_count(shape.n_layer)
+    writer.add_feed_forward_length(shape.n_ff)
+    writer.add_head_count(shape.n_head)
+    writer.add_head_count_kv(shape.n_head_kv)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_dimension_count(shape.d_head)
+    if shape.head_dim:
+        writer.add_key_length(shape.head_dim)
+        writer.add_value_length(shape.head_dim)
+    writer.add_file_type(int(_TYPES[shape.weights]) if shape.weights != "q4_0" else 2)
+    _tokenizer(writer, shape.n_vocab)
+
+    def matrix(name: str, rows: int, cols: int) -> None:
+        data = (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(np.float32)
+        kind = _TYPES[shape.weights]
+        if kind == gguf.GGMLQuantizationType.F32:
+            writer.add_tensor(name, data)
+        elif kind == gguf.GGMLQuantizationType.F16:
+            writer.add_tensor(name, data.astype(np.float16))
+        else:
+            writer.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
+
+    def norm(name: str) -> None:
+        writer.add_tensor(name, np.ones(shape.n_embd, dtype=np.float32))
+
+    q_dim, kv_dim = shape.n_head * shape.d_head, shape.n_head_kv * shape.d_head
+    matrix("token_embd.weight", shape.n_vocab, shape.n_embd)
+    for i in range(shape.n_layer):
+        norm(f"blk.{i}.attn_norm.weight")
+        matrix(f"blk.{i}.attn_q.weight", q_dim, shape.n_embd)
+        matrix(f"blk.{i}.attn_k.weight", kv_dim, shape.n_embd)
+        matrix(f"blk.{i}.attn_v.weight", kv_dim, shape.n_embd)
+        matrix(f"blk.{i}.attn_output.weight", shape.n_embd, q_dim)
+        norm(f"blk.{i}.ffn_norm.weight")
+        matrix(f"blk.{i}.ffn_gate.weight", shape.n_ff, shape.n_embd)
+        matrix(f"blk.{i}.ffn_up.weight", shape.n_ff, shape.n_embd)
+        matrix(f"blk.{i}.ffn_down.weight", shape.n_embd, shape.n_ff)
+    norm("output_norm.weight")
+    if not shape.tied:
+        matrix("output.weight", shape.n_vocab, shape.n_embd)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _tokenizer(writer: gguf.GGUFWriter, n_vocab: int) -> None:
+    special = ["<unk>", "<s>", "</s>"]
+    tokens = special + [f"<0x{b:02X}>" for b in range(256)]
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL] + [gguf.TokenType.BYTE] * 256
+    filler = max(0, n_vocab - len(tokens))
+    tokens += [f"\u2581t{i}" for i in range(filler)]
+    types += [gguf.TokenType.NORMAL] * filler
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens[:n_vocab])
+    writer.add_token_scores([0.0] * 3 + [0.0] * 256 + [-float(i) for i in range(filler)])
+    writer.add_token_types(types[:n_vocab])
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_unk_token_id(0)

@@ -1,0 +1,659 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""The VRAM plan: for every GPU, what the workloads placed on it may use at once, and whether it fits.
+
+Time-slicing shares a GPU's compute, never its memory: two workloads that together need more than the GPU holds
+fail at load time, or later under load. The plan finds that before anything is deployed.
+
+Workloads are what the component roles register as ``gpu_workloads`` (see ``GpuWorkload``). Their sizes:
+
+- llama.cpp models: estimated from the GGUF header (``estimate_llamacpp``), fetched with HTTP range requests
+  before any download and cached on the controller; else the catalog's ``vram``, else its ``size`` plus an
+  allowance, with a note saying so. A catalog ``vram`` always wins over an estimate.
+- Ollama: the declared budget (``ollama_vram``), else the largest of its models (each estimated as above, or from
+  the parameter count in its tag), times the models it keeps loaded at once.
+- Stable Diffusion and anything else: the declared budget.
+
+The llama.cpp estimate follows what llama.cpp allocates (measured, see benchmarks/README-vram.md):
+weights of the offloaded layers (the token embedding stays on the CPU), the KV cache
+``n_layer * n_ctx * n_head_kv * (key_length * bytes(type_k) + value_length * bytes(type_v))`` with ``n_ctx``
+rounded up to a multiple of 256, and the compute buffer of one micro-batch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ._gguf import GgufInfo, HeaderUnavailable
+from ._problems import Problem
+from ._quantity import QuantityError, format_bytes, to_bytes
+
+__all__ = [
+    "KV_CACHE_TYPES",
+    "WORKLOAD_KINDS",
+    "GpuWorkload",
+    "LlamaEstimate",
+    "LlamaSettings",
+    "PlanEntry",
+    "PlanRow",
+    "VramPlan",
+    "estimate_llamacpp",
+    "make_vram_plan",
+    "normalize_workloads",
+    "settings_for_model",
+]
+
+MIB = 2**20
+GIB = 2**30
+# bytes per block and elements per block of the KV cache types llama.cpp accepts (--cache-type-k/-v)
+KV_CACHE_TYPES = {
+    "f32": (4, 1),
+    "f16": (2, 1),
+    "bf16": (2, 1),
+    "q8_0": (34, 32),
+    "q4_0": (18, 32),
+    "q4_1": (20, 32),
+    "iq4_nl": (18, 32),
+    "q5_0": (22, 32),
+    "q5_1": (24, 32),
+}
+WORKLOAD_KINDS = ("llamacpp", "ollama", "stable-diffusion", "other")
+_KV_PAD = 256  # llama.cpp rounds the context up to a multiple of this (measured)
+# Encoder-only architectures keep no KV cache.
+_NO_KV_ARCHS = frozenset({"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert", "modern-bert", "t5encoder"})
+# Without a header: the file plus this share of it and a fixed amount (KV cache and compute of a typical context).
+_FALLBACK_SHARE = 0.10
+_FALLBACK_FIXED = 512 * MIB
+# An Ollama model known only by the parameter count in its tag (llama3.2:3b): Ollama's default Q4_K_M is ~4.85 bits per weight.
+_OLLAMA_BYTES_PER_PARAM = 0.61
+_OLLAMA_CONTEXT = 4096  # what Ollama loads a model with unless told otherwise
+# What a GPU process holds beyond llama.cpp's own buffers (CUDA context and cuBLAS workspace; ROCm/Vulkan/SYCL runtime).
+# An allowance from the vendors' documentation and common reports, not measured here (no GPU on the build machine).
+RUNTIME_OVERHEAD = {"nvidia": 384 * MIB, "amd": 256 * MIB, "intel": 256 * MIB}
+
+
+# --- llama.cpp -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LlamaSettings:
+    n_ctx: int  # --ctx-size: the whole KV cache, shared by the --parallel sequences
+    n_gpu_layers: int = 999
+    n_parallel: int = 1
+    n_ubatch: int = 512
+    type_k: str = "f16"
+    type_v: str = "f16"
+    flash_attn: str = "auto"  # on | off | auto (llama.cpp turns it on where the backend supports it)
+
+
+@dataclass
+class LlamaEstimate:
+    weights: int  # on the GPU
+    kv_cache: int
+    compute: int
+    n_ctx: int  # as llama.cpp rounds it
+    weights_total: int
+    offloaded_layers: int
+    n_layer: int
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.compute
+
+
+def _flag_values(args: Sequence[str]) -> Dict[str, Optional[str]]:
+    """``--name value`` and ``--name=value`` pairs of llama-server arguments (a flag alone maps to None)."""
+    values: Dict[str, Optional[str]] = {}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg.startswith("-"):
+            name, eq, value = arg.partition("=")
+            if eq:
+                values[name] = value
+            elif index + 1 < len(args) and not args[index + 1].startswith("-"):
+                values[name] = args[index + 1]
+                index += 1
+            else:
+                values[name] = None
+        index += 1
+    return values
+
+
+def settings_for_model(model: Mapping[str, Any]) -> LlamaSettings:
+    """The settings the llamacpp role starts llama-server with: the catalog's context times parallel, its GPU layers,
+    and what the catalog's ``args`` override (context, layers, micro-batch, cache types, flash attention)."""
+    flags = _flag_values([str(a) for a in model.get("args") or []])
+
+    def pick(names: Sequence[str], default: Any) -> Any:
+        for name in names:
+            if name in flags:
+                return flags[name]
+        return default
+
+    parallel = int(pick(("-np", "--parallel"), model.get("parallel") or 1))
+    n_ctx = int(pick(("-c", "--ctx-size"), int(model.get("context") or 4096) * parallel))
+    flash = pick(("-fa", "--flash-attn"), "auto")
+    return LlamaSettings(
+        n_ctx=n_ctx,
+        n_gpu_layers=int(pick(("-ngl", "--gpu-layers", "--n-gpu-layers"), model.get("gpu_layers", 999))),
+        n_parallel=parallel,
+        n_ubatch=int(pick(("-ub", "--ubatch-size"), 512)),
+        type_k=str(pick(("-ctk", "--cache-type-k"), "f16")).lower(),
+        type_v=str(pick(("-ctv", "--cache-type-v"), "f16")).lower(),
+        flash_attn="on" if flash is None else str(flash).lower(),  # the older flag form takes no value
+    )
+
+
+def _per_layer(value: Any, n_layer: int) -> List[int]:
+    if isinstance(value, list):
+        return [int(v) for v in value[:n_layer]] + [int(value[-1]) if value else 0] * max(0, n_layer - len(value))
+    return [int(value)] * n_layer
+
+
+def _row_bytes(kind: str, elements: int) -> int:
+    size, block = KV_CACHE_TYPES[kind]
+    return -(-elements // block) * size
+
+
+def estimate_llamacpp(info: GgufInfo, settings: LlamaSettings) -> LlamaEstimate:
+    """What llama.cpp allocates on the GPU for a model with these settings (weights, KV cache, compute buffer)."""
+    notes: List[str] = []
+    n_layer = int(info.get("block_count") or 0)
+    n_embd = int(info.get("embedding_length") or 0)
+    if not n_layer or not n_embd:
+        raise ValueError(f"{info.source or 'the model'}: the GGUF header has no {info.architecture}.block_count or .embedding_length")
+    n_head = _per_layer(info.get("attention.head_count", 0), n_layer)
+    n_head_kv = _per_layer(info.get("attention.head_count_kv", info.get("attention.head_count", 0)), n_layer)
+    head = max(n_head) or 1
+    key_length = int(info.get("attention.key_length") or n_embd // head)
+    value_length = int(info.get("attention.value_length") or n_embd // head)
+    n_ff = max(_per_layer(info.get("feed_forward_length", 0), n_layer) or [0])
+    n_vocab = int(info.n_vocab or 0)
+    for kind in (settings.type_k, settings.type_v):
+        if kind not in KV_CACHE_TYPES:
+            raise ValueError(f"{kind!r} is not a KV cache type of llama.cpp; use one of {', '.join(KV_CACHE_TYPES)}")
+
+    # which layers are offloaded: the last n_gpu_layers of the blocks, then the output layer
+    offloaded = max(0, min(settings.n_gpu_layers, n_layer))
+    first_gpu = n_layer - offloaded
+    output_on_gpu = settings.n_gpu_layers > n_layer
+    weights = 0
+    tied = not any(name == "output.weight" for name, _, _ in info.tensors)
+    for name, _, size in info.tensors:
+        match = re.match(r"^blk\.(\d+)\.", name)
+        if match:
+            weights += size if int(match.group(1)) >= first_gpu else 0
+        elif name.startswith("token_embd."):
+            # the input layer always stays on the CPU; with tied embeddings the output layer holds a copy
+            weights += size if tied and output_on_gpu and name == "token_embd.weight" else 0
+        elif output_on_gpu:
+            weights += size
+    if offloaded < n_layer:
+        notes.append(f"{offloaded} of {n_layer} layers on the GPU")
+
+    n_ctx = -(-settings.n_ctx // _KV_PAD) * _KV_PAD
+    kv = 0
+    if info.architecture in _NO_KV_ARCHS:
+        notes.append(f"{info.architecture} keeps no KV cache")
+    else:
+        for layer in range(first_gpu, n_layer):
+            kv += n_ctx * (_row_bytes(settings.type_k, n_head_kv[layer] * key_length) + _row_bytes(settings.type_v, n_head_kv[layer] * value_length))
+        if info.get("attention.sliding_window"):
+            notes.append("sliding-window layers counted with the full context (an upper bound)")
+    flash = settings.flash_attn != "off"
+    if settings.type_v not in ("f32", "f16", "bf16"):
+        if settings.flash_attn == "off":
+            notes.append("a quantized V cache needs flash attention: llama.cpp refuses --cache-type-v without it")
+        if value_length % 32:
+            notes.append(f"a quantized V cache needs a head size that is a multiple of 32 (this model's is {value_length})")
+
+    compute = 0
+    if offloaded or output_on_gpu:
+        compute = _compute_buffer(
+            n_ctx=n_ctx,
+            n_ubatch=settings.n_ubatch,
+            n_embd=n_embd,
+            n_head=head,
+            head_dim=max(key_length, value_length),
+            n_ff=n_ff,
+            n_vocab=n_vocab,
+            flash=flash,
+        )
+    return LlamaEstimate(
+        weights=weights,
+        kv_cache=kv,
+        compute=compute,
+        n_ctx=n_ctx,
+        weights_total=info.weights_bytes,
+        offloaded_layers=offloaded,
+        n_layer=n_layer,
+        notes=notes,
+    )
+
+
+def _compute_buffer(*, n_ctx: int, n_ubatch: int, n_embd: int, n_head: int, head_dim: int, n_ff: int, n_vocab: int, flash: bool) -> int:
+    """The largest set of f32 intermediates alive at once while llama.cpp evaluates one micro-batch over a full cache.
+
+    ggml's allocator reuses memory, so the buffer is the peak of two phases (fitted to llama.cpp's reports, see
+    benchmarks/README-vram.md): a layer, where the attention mask (an input every layer reads, so alive throughout) comes
+    on top of the larger of attention (without flash attention the n_ctx x n_tokens x n_head score matrix) and the
+    feed-forward block; and the output logits of every token of the micro-batch.
+    """
+    n_tokens = min(n_ctx, n_ubatch)
+    mask = n_ctx * n_tokens * (2 if flash else 4)  # f16 with flash attention, else f32
+    attention = 2 * n_head * head_dim * n_tokens * 4 + (0 if flash else n_ctx * n_tokens * n_head * 4)
+    feed_forward = 3 * n_ff * n_tokens * 4  # gate, up and their product
+    layer = mask + max(attention, feed_forward) + 3 * n_embd * n_tokens * 4
+    output = n_vocab * n_tokens * 4 + 2 * n_embd * n_tokens * 4
+    return max(layer, output)
+
+
+# --- workloads -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GpuWorkload:
+    """A workload that holds GPU memory, as a component role registers it under ``gpu_workloads``.
+
+    ``name`` (unique per component), ``kind`` (``llamacpp``, ``ollama``, ``stable-diffusion`` or ``other``), ``node``
+    (Kubernetes node name) and ``gpu`` (the GPU id ``<node>/gpu<index>`` that ``homelab.ai.node_gpu`` returns) place it;
+    its size is ``vram`` (bytes or a quantity; it overrides any estimate), else estimated from ``model`` (a catalog
+    model name, llama.cpp) or ``models`` (the catalog models an Ollama server may load, ``max_loaded`` of them at once).
+    """
+
+    name: str
+    component: str
+    kind: str
+    node: str
+    gpu: str
+    vram: Optional[int] = None
+    model: Optional[str] = None
+    models: List[str] = field(default_factory=list)
+    max_loaded: int = 1
+    flash_attention: bool = True  # Ollama's OLLAMA_FLASH_ATTENTION
+
+
+def normalize_workloads(components: Sequence[Mapping[str, Any]]) -> Tuple[List[GpuWorkload], List[Problem]]:
+    """The ``gpu_workloads`` of every component, checked; a problem names the component and the entry."""
+    workloads: List[GpuWorkload] = []
+    problems: List[Problem] = []
+    for component in components:
+        for index, raw in enumerate(component.get("gpu_workloads") or []):
+            where = f"component {component['name']}.gpu_workloads[{index}]"
+            if not isinstance(raw, Mapping):
+                problems.append(Problem(where, f"{raw!r} is not a mapping", "register name, kind, node, gpu and vram or model"))
+                continue
+            unknown = sorted(set(raw) - {f.name for f in GpuWorkload.__dataclass_fields__.values()} - {"component"})
+            if unknown:
+                problems.append(Problem(where, f"has unknown keys {unknown}", "use name, kind, node, gpu, vram, model, models, max_loaded, flash_attention"))
+            missing = [key for key in ("name", "kind", "node", "gpu") if not raw.get(key)]
+            if missing:
+                problems.append(
+                    Problem(where, f"is missing {', '.join(missing)}", "a GPU workload is placed on a node's GPU: take node and gpu from homelab.ai.node_gpu")
+                )
+                continue
+            kind = str(raw["kind"])
+            if kind not in WORKLOAD_KINDS:
+                problems.append(Problem(f"{where}.kind", f"{kind!r} is not a workload kind", f"use one of {', '.join(WORKLOAD_KINDS)}"))
+                continue
+            vram: Optional[int] = None
+            if raw.get("vram") not in (None, ""):
+                try:
+                    vram = to_bytes(raw["vram"])
+                except QuantityError as exc:
+                    problems.append(Problem(f"{where}.vram", str(exc), "write a quantity such as 12Gi"))
+                    continue
+            models = raw.get("models") or []
+            if not isinstance(models, list):
+                problems.append(Problem(f"{where}.models", f"{models!r} is not a list of model names", "list catalog model names"))
+                continue
+            workloads.append(
+                GpuWorkload(
+                    name=str(raw["name"]),
+                    component=str(component["name"]),
+                    kind=kind,
+                    node=str(raw["node"]),
+                    gpu=str(raw["gpu"]),
+                    vram=vram,
+                    model=str(raw["model"]) if raw.get("model") else None,
+                    models=[str(m) for m in models],
+                    max_loaded=int(raw.get("max_loaded") or 1),
+                    flash_attention=bool(raw.get("flash_attention", True)),
+                )
+            )
+    return workloads, problems
+
+
+# --- the plan --------------------------------------------------------------------------------------------------------
+
+HeaderLookup = Callable[[str], Tuple[GgufInfo, str]]  # source URI -> (header, "cache" | "fetched"); HeaderUnavailable
+
+
+@dataclass
+class PlanEntry:
+    workload: str
+    component: str
+    kind: str
+    bytes: int
+    basis: str  # how the size was found
+    detail: Dict[str, int] = field(default_factory=dict)  # weights, kv_cache, compute where estimated
+    notes: List[str] = field(default_factory=list)
+
+
+@dataclass
+class PlanRow:
+    gpu: str
+    node: str
+    vendor: str
+    model: str
+    memory: int  # per device
+    count: int
+    replicas: int
+    apu: bool
+    entries: List[PlanEntry] = field(default_factory=list)
+
+    @property
+    def capacity(self) -> int:
+        return self.memory * self.count
+
+    @property
+    def used(self) -> int:
+        return sum(entry.bytes for entry in self.entries)
+
+    @property
+    def overcommitted(self) -> bool:
+        return self.used > self.capacity or any(entry.bytes > self.memory for entry in self.entries)
+
+
+@dataclass
+class VramPlan:
+    rows: List[PlanRow]
+    problems: List[Problem]  # over-commitments (and sizes that cannot be found): the run fails on them
+    warnings: List[str]
+    notes: List[str]
+    overcommit_allowed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "overcommit_allowed": self.overcommit_allowed,
+            "gpus": [
+                {**asdict(row), "capacity": row.capacity, "used": row.used, "free": row.capacity - row.used, "overcommitted": row.overcommitted}
+                for row in self.rows
+            ],
+            "problems": [str(p) for p in self.problems],
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+
+    def table(self) -> str:
+        """Plain text for the end of the run."""
+        lines = []
+        for row in self.rows:
+            share = f"{row.count}x " if row.count > 1 else ""
+            sharing = "exclusive" if row.replicas <= 1 else f"time-sliced x{row.replicas}"
+            status = "OVER-COMMITTED" if row.overcommitted else "ok"
+            lines.append(
+                f"{row.gpu}  {share}{row.model} ({row.vendor}{', APU' if row.apu else ''}, {sharing}): "
+                f"{format_bytes(row.used)} of {format_bytes(row.capacity)} ({_percent(row.used, row.capacity)}) {status}"
+            )
+            for entry in row.entries:
+                lines.append(f"    {entry.workload:<28} {format_bytes(entry.bytes):>10}  {entry.basis}")
+            if not row.entries:
+                lines.append("    (nothing placed on it)")
+        return "\n".join(lines)
+
+    def markdown(self, cluster: str = "") -> str:
+        """``vram-plan.md`` of the GitOps tree."""
+        out = [f"# VRAM plan{' of ' + cluster if cluster else ''}", ""]
+        out.append(
+            "What the workloads placed on each GPU may use at once. Time-slicing shares a GPU's compute, never its memory, "
+            "so these must fit together. Made by homelab.ai from the inventory and the models' GGUF headers."
+        )
+        out += ["", "| GPU | node | memory | sharing | used | free | status |", "|---|---|---|---|---|---|---|"]
+        for row in self.rows:
+            sharing = "exclusive" if row.replicas <= 1 else f"time-sliced x{row.replicas}"
+            out.append(
+                f"| {row.gpu} ({row.model}{', APU' if row.apu else ''}) | {row.node} | {_count(row)}{format_bytes(row.memory)} | {sharing} | "
+                f"{format_bytes(row.used)} ({_percent(row.used, row.capacity)}) | {format_bytes(row.capacity - row.used)} | "
+                f"{'**over-committed**' if row.overcommitted else 'ok'} |"
+            )
+        out += [
+            "",
+            "| GPU | workload | component | VRAM | weights | KV cache | compute | runtime | how it was sized |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in self.rows:
+            for entry in row.entries:
+                detail = [format_bytes(entry.detail[key]) if key in entry.detail else "" for key in ("weights", "kv_cache", "compute", "runtime")]
+                basis = "; ".join([entry.basis, *entry.notes])
+                out.append(f"| {row.gpu} | {entry.workload} | {entry.component} | {format_bytes(entry.bytes)} | {' | '.join(detail)} | {basis} |")
+        for title, items in (("Problems", [str(p) for p in self.problems]), ("Warnings", self.warnings), ("Notes", self.notes)):
+            if items:
+                out += ["", f"## {title}", ""] + [f"- {item}" for item in items]
+        return "\n".join(out) + "\n"
+
+
+def _percent(used: int, capacity: int) -> str:
+    return f"{100 * used / capacity:.0f} %" if capacity else "-"
+
+
+def _count(row: PlanRow) -> str:
+    return f"{row.count}x " if row.count > 1 else ""
+
+
+def make_vram_plan(
+    inventory: Mapping[str, Any],
+    components: Sequence[Mapping[str, Any]],
+    *,
+    header: Optional[HeaderLookup] = None,
+    overcommit: Optional[bool] = None,
+) -> VramPlan:
+    """The plan for the normalised inventory and the registered components.
+
+    ``header`` fetches a model's GGUF header (None: plan without headers, from the catalog only). ``overcommit``
+    defaults to the inventory's ``vram_overcommit``; when true, over-commitments are warnings instead of problems.
+    """
+    allowed = bool(inventory.get("vram_overcommit") if overcommit is None else overcommit)
+    workloads, problems = normalize_workloads(components)
+    warnings: List[str] = []
+    notes: List[str] = []
+    models = {m["name"]: (index, m) for index, m in enumerate(inventory.get("models") or [])}
+    rows: Dict[str, PlanRow] = {}
+    for node in inventory["nodes"]:
+        for gpu in node["gpus"]:
+            rows[gpu["id"]] = PlanRow(
+                gpu=gpu["id"],
+                node=node["name"],
+                vendor=gpu["vendor"],
+                model=gpu["model"],
+                memory=int(gpu["memory"]),
+                count=int(gpu["count"]),
+                replicas=int(gpu["replicas"]),
+                apu=bool(gpu.get("apu")),
+            )
+    sizer = _Sizer(models, header, problems, notes)
+    for workload in workloads:
+        row = rows.get(workload.gpu)
+        if row is None:
+            problems.append(
+                Problem(
+                    f"component {workload.component}.gpu_workloads ({workload.name})",
+                    f"names GPU {workload.gpu!r}, which the inventory does not have",
+                    "fix the role",
+                )
+            )
+            continue
+        entry = sizer.size(workload, row.vendor)
+        if entry is not None:
+            row.entries.append(entry)
+
+    for row in rows.values():
+        over: List[str] = []
+        for entry in row.entries:
+            if entry.bytes > row.memory:
+                over.append(f"{entry.workload} alone needs {format_bytes(entry.bytes)}, more than the {format_bytes(row.memory)} of one GPU")
+        if row.used > row.capacity:
+            parts = " + ".join(f"{e.workload} {format_bytes(e.bytes)}" for e in row.entries)
+            over.append(f"{parts} = {format_bytes(row.used)}, {format_bytes(row.used - row.capacity)} more than its {format_bytes(row.capacity)}")
+        for text in over:
+            where = f"VRAM of {row.gpu} ({row.model} on {row.node})"
+            fix = (
+                "move a workload to another GPU (catalog node, ollama_node, stable_diffusion_node), shrink it (a smaller quantization, "
+                "a shorter context, --cache-type-k/v q8_0 in args, fewer gpu_layers), set a smaller budget (vram, ollama_vram, "
+                "stable_diffusion_vram) if it really needs less, or set homelab_ai_vram_overcommit: true if they never run at full load together"
+            )
+            if allowed:
+                warnings.append(f"{where}: {text} (allowed by homelab_ai_vram_overcommit)")
+            else:
+                problems.append(Problem(where, text, fix))
+        slots = row.count * max(1, row.replicas)
+        if len(row.entries) > slots:
+            warnings.append(
+                f"{row.gpu}: {len(row.entries)} workloads but {slots} GPU slot(s) ({'exclusive' if row.replicas <= 1 else f'{row.replicas} time-slices'}): "
+                "the ones beyond that stay Pending until another scales down"
+            )
+    return VramPlan(rows=list(rows.values()), problems=problems, warnings=warnings, notes=notes, overcommit_allowed=allowed)
+
+
+class _Sizer:
+    """Sizes workloads, remembering each model's estimate (one header fetch per source)."""
+
+    def __init__(self, models: Mapping[str, Tuple[int, Mapping[str, Any]]], header: Optional[HeaderLookup], problems: List[Problem], notes: List[str]):
+        self.models = models
+        self.header = header
+        self.problems = problems
+        self.notes = notes
+        self.unavailable: Dict[str, str] = {}
+
+    def size(self, workload: GpuWorkload, vendor: str) -> Optional[PlanEntry]:
+        entry = PlanEntry(workload=workload.name, component=workload.component, kind=workload.kind, bytes=0, basis="")
+        if workload.vram is not None:
+            entry.bytes, entry.basis = workload.vram, "declared budget"
+            return entry
+        sized: Optional[PlanEntry] = None
+        if workload.kind == "llamacpp" and workload.model:
+            sized = self._llamacpp(workload, entry)
+        elif workload.kind == "ollama" and workload.models:
+            sized = self._ollama(workload, entry)
+        else:
+            sized = None
+            self._no_budget(workload)
+        if sized is not None and sized.basis != "catalog vram":
+            # once per server process, whatever it loads
+            sized.detail["runtime"] = RUNTIME_OVERHEAD.get(vendor, 0)
+            sized.bytes += sized.detail["runtime"]
+        return sized
+
+    def _no_budget(self, workload: GpuWorkload) -> None:
+        self.problems.append(
+            Problem(
+                f"component {workload.component}.gpu_workloads ({workload.name})",
+                "has no VRAM budget and nothing to estimate it from",
+                "set the component's VRAM budget (e.g. ollama_vram: 16Gi, stable_diffusion_vram: 12Gi)",
+            )
+        )
+
+    def _model(self, workload: GpuWorkload, name: str) -> Optional[Tuple[int, Mapping[str, Any]]]:
+        found = self.models.get(name)
+        if found is None:
+            self.problems.append(
+                Problem(f"component {workload.component}.gpu_workloads ({workload.name})", f"names model {name!r}, which is not in the catalog", "fix the role")
+            )
+        return found
+
+    def _llamacpp(self, workload: GpuWorkload, entry: PlanEntry) -> Optional[PlanEntry]:
+        assert workload.model is not None
+        found = self._model(workload, workload.model)
+        if found is None:
+            return None
+        index, model = found
+        sized = self._estimate(index, model, settings_for_model(model))
+        if sized is None:
+            return None
+        entry.bytes, entry.basis, entry.detail, entry.notes = sized
+        return entry
+
+    def _ollama(self, workload: GpuWorkload, entry: PlanEntry) -> Optional[PlanEntry]:
+        sizes: List[Tuple[int, str]] = []
+        for name in workload.models:
+            found = self._model(workload, name)
+            if found is None:
+                continue
+            index, model = found
+            context = int(model.get("context") or _OLLAMA_CONTEXT)
+            settings = LlamaSettings(n_ctx=context, flash_attn="on" if workload.flash_attention else "off")
+            sized = self._estimate(index, model, settings, ollama=True)
+            if sized is not None:
+                sizes.append((sized[0], f"{name} ({format_bytes(sized[0])}, {sized[1]})"))
+        if not sizes:
+            return None
+        largest = sorted(sizes, reverse=True)[: max(1, workload.max_loaded)]
+        entry.bytes = sum(size for size, _ in largest)
+        loaded = f"{workload.max_loaded} loaded at once" if workload.max_loaded > 1 else "one loaded at a time"
+        entry.basis = f"largest of its models, {loaded}: {', '.join(text for _, text in largest)}"
+        return entry
+
+    def _estimate(
+        self, index: int, model: Mapping[str, Any], settings: LlamaSettings, ollama: bool = False
+    ) -> Optional[Tuple[int, str, Dict[str, int], List[str]]]:
+        where = f"homelab_ai_models[{index}] ({model['name']})"
+        if model.get("vram"):
+            return int(model["vram"]), "catalog vram", {}, []
+        reason = "no header lookup (offline plan)"
+        source = str(model.get("source") or "")
+        if self.header is not None and source:
+            if source in self.unavailable:
+                reason = self.unavailable[source]
+            else:
+                try:
+                    info, origin = self.header(source)
+                    estimate = estimate_llamacpp(info, settings)
+                except (HeaderUnavailable, ValueError) as exc:
+                    reason = str(exc)
+                    self.unavailable[source] = reason
+                else:
+                    detail = {"weights": estimate.weights, "kv_cache": estimate.kv_cache, "compute": estimate.compute}
+                    basis = f"GGUF header ({origin}), context {estimate.n_ctx}, KV {settings.type_k}/{settings.type_v}"
+                    return estimate.total, basis, detail, estimate.notes
+        if model.get("size"):
+            size = int(model["size"])
+            rough = size + int(size * _FALLBACK_SHARE) + _FALLBACK_FIXED
+            self.notes.append(f"{where}: sized from the catalog size (file + 10 % + 512 MiB) because the GGUF header is unavailable: {reason}")
+            return rough, "catalog size + allowance (no header)", {}, []
+        params = _tag_parameters(source) if ollama else None
+        if params:
+            weights = int(params * _OLLAMA_BYTES_PER_PARAM)
+            rough = weights + int(weights * _FALLBACK_SHARE) + _FALLBACK_FIXED
+            self.notes.append(
+                f"{where}: sized from the {params / 1e9:g}B parameters of its tag at ~4.85 bits per weight (Q4_K_M) "
+                f"because the GGUF header is unavailable: {reason}"
+            )
+            return rough, f"{params / 1e9:g}B parameters of the tag (no header)", {}, []
+        self.problems.append(
+            Problem(
+                where,
+                f"the VRAM plan cannot size it: its GGUF header is unavailable ({reason}) and the catalog gives neither vram nor size",
+                "set vram: (what it needs on the GPU) or size: (the file size) in the catalog entry, "
+                "or run once where the model's host can be reached (the header is cached)",
+            )
+        )
+        return None
+
+
+def _tag_parameters(source: str) -> Optional[float]:
+    """Parameters named by an Ollama tag: ``llama3.2:3b`` -> 3e9, ``mixtral:8x7b`` -> 56e9, ``qwen3:0.6b`` -> 6e8."""
+    tag = source.rsplit(":", 1)[-1].lower() if source.count(":") >= 2 else ""
+    match = re.match(r"^(?:(\d+)x)?(\d+(?:\.\d+)?)([bm])(?:$|[-_])", tag)
+    if not match:
+        return None
+    experts = int(match.group(1) or 1)
+    return experts * float(match.group(2)) * (1e9 if match.group(3) == "b" else 1e6)

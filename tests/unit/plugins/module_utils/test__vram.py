@@ -1,0 +1,338 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import yaml
+
+from ansible_collections.homelab.ai.plugins.module_utils._gguf import GgufInfo, HeaderUnavailable
+from ansible_collections.homelab.ai.plugins.module_utils._inventory import build_inventory
+from ansible_collections.homelab.ai.plugins.module_utils._kube import node_gpu
+from ansible_collections.homelab.ai.plugins.module_utils._vram import (
+    RUNTIME_OVERHEAD,
+    LlamaSettings,
+    estimate_llamacpp,
+    make_vram_plan,
+    normalize_workloads,
+    settings_for_model,
+)
+
+MIB, GIB = 2**20, 2**30
+EXAMPLE = Path(__file__).resolve().parents[4] / "inventory" / "example"
+
+
+def header(*, n_layer=4, n_embd=256, n_head=4, n_head_kv=4, n_ff=704, n_vocab=4000, arch="llama", tied=False, extra=None, tensor_bytes=1000) -> GgufInfo:
+    metadata: Dict[str, Any] = {
+        "general.architecture": arch,
+        f"{arch}.block_count": n_layer,
+        f"{arch}.embedding_length": n_embd,
+        f"{arch}.attention.head_count": n_head,
+        f"{arch}.attention.head_count_kv": n_head_kv,
+        f"{arch}.feed_forward_length": n_ff,
+        "tokenizer.ggml.tokens": {"array_length": n_vocab},
+        **(extra or {}),
+    }
+    tensors = [("token_embd.weight", 1, 10 * tensor_bytes)]
+    for i in range(n_layer):
+        tensors += [(f"blk.{i}.attn_q.weight", 1, tensor_bytes), (f"blk.{i}.ffn_up.weight", 1, tensor_bytes)]
+    tensors.append(("output_norm.weight", 0, 7))
+    if not tied:
+        tensors.append(("output.weight", 1, 10 * tensor_bytes))
+    return GgufInfo(architecture=arch, metadata=metadata, tensors=tensors, header_size=4096, source="test")
+
+
+# --- settings --------------------------------------------------------------------------------------------------------
+
+
+def test_settings_from_the_catalog() -> None:
+    settings = settings_for_model({"context": 8192, "parallel": 2, "gpu_layers": 20, "args": []})
+    assert (settings.n_ctx, settings.n_parallel, settings.n_gpu_layers, settings.type_k, settings.flash_attn) == (16384, 2, 20, "f16", "auto")
+
+
+def test_settings_from_args() -> None:
+    model = {"context": 8192, "args": ["--cache-type-k", "q8_0", "-ctv=q4_0", "--flash-attn", "on", "-ub", "1024", "--ctx-size", "4000"]}
+    settings = settings_for_model(model)
+    assert (settings.type_k, settings.type_v, settings.flash_attn, settings.n_ubatch, settings.n_ctx) == ("q8_0", "q4_0", "on", 1024, 4000)
+    assert settings_for_model({"context": 512, "args": ["-fa"]}).flash_attn == "on"  # the older flag form
+
+
+# --- the llama.cpp estimate ------------------------------------------------------------------------------------------
+
+
+def test_kv_cache_is_exact() -> None:
+    # 2 * n_layer * n_ctx (rounded up to 256) * n_head_kv * head_dim * bytes
+    estimate = estimate_llamacpp(header(n_layer=32, n_embd=4096, n_head=32, n_head_kv=8), LlamaSettings(n_ctx=8000))
+    assert estimate.n_ctx == 8192
+    assert estimate.kv_cache == 2 * 32 * 8192 * 8 * 128 * 2
+    q8 = estimate_llamacpp(header(n_layer=32, n_embd=4096, n_head=32, n_head_kv=8), LlamaSettings(n_ctx=8192, type_k="q8_0", type_v="q4_0", flash_attn="on"))
+    assert q8.kv_cache == 32 * 8192 * 8 * 128 * (34 + 18) // 32
+
+
+def test_kv_cache_with_per_layer_heads_and_own_key_length() -> None:
+    info = header(n_layer=3, n_embd=512, n_head=8, n_head_kv=[2, 0, 4], extra={"llama.attention.key_length": 192, "llama.attention.value_length": 128})
+    estimate = estimate_llamacpp(info, LlamaSettings(n_ctx=256))
+    assert estimate.kv_cache == 256 * (2 + 0 + 4) * (192 + 128) * 2
+
+
+def test_weights_on_the_gpu() -> None:
+    info = header(n_layer=4, tensor_bytes=1000)
+    full = estimate_llamacpp(info, LlamaSettings(n_ctx=512))
+    assert full.weights_total == 10000 + 8 * 1000 + 7 + 10000
+    assert full.weights == 8 * 1000 + 7 + 10000  # the token embedding stays on the CPU
+    partial = estimate_llamacpp(info, LlamaSettings(n_ctx=512, n_gpu_layers=2))
+    assert partial.weights == 2 * 2 * 1000  # the last two blocks; the output layer stays behind
+    assert partial.kv_cache == full.kv_cache // 2
+    assert partial.notes == ["2 of 4 layers on the GPU"]
+    cpu = estimate_llamacpp(info, LlamaSettings(n_ctx=512, n_gpu_layers=0))
+    assert (cpu.weights, cpu.kv_cache, cpu.compute) == (0, 0, 0)
+
+
+def test_tied_embeddings_put_a_copy_on_the_gpu() -> None:
+    estimate = estimate_llamacpp(header(tied=True, tensor_bytes=1000), LlamaSettings(n_ctx=512))
+    assert estimate.weights == 10000 + 8000 + 7
+
+
+def test_compute_buffer_follows_llama_cpp() -> None:
+    # figures llama.cpp reported for the benchmark's s-f16 model (n_ubatch 512): see benchmarks/README-vram.md
+    info = header(n_layer=4, n_embd=256, n_head=4, n_head_kv=4, n_ff=704, n_vocab=4000)
+    for n_ctx, flash, measured_mib in ((1000, "off", 13.51), (16384, "off", 163.5), (1000, "on", 8.8), (16384, "on", 22.1)):
+        compute = estimate_llamacpp(info, LlamaSettings(n_ctx=n_ctx, flash_attn=flash)).compute
+        assert abs(compute / MIB - measured_mib) < 2, (n_ctx, flash, compute / MIB)
+
+
+def test_encoder_only_models_keep_no_kv_cache() -> None:
+    estimate = estimate_llamacpp(header(arch="bert"), LlamaSettings(n_ctx=512))
+    assert estimate.kv_cache == 0 and "bert keeps no KV cache" in estimate.notes
+
+
+def test_notes_on_quantized_v_cache_and_sliding_window() -> None:
+    info = header(n_embd=400, n_head=4, extra={"llama.attention.sliding_window": 4096})  # head size 100
+    notes = estimate_llamacpp(info, LlamaSettings(n_ctx=512, type_v="q8_0", flash_attn="off")).notes
+    assert any("needs flash attention" in n for n in notes)
+    assert any("multiple of 32 (this model's is 100)" in n for n in notes)
+    assert any("sliding-window" in n for n in notes)
+
+
+def test_bad_headers_and_settings() -> None:
+    with pytest.raises(ValueError, match="block_count"):
+        estimate_llamacpp(header(n_layer=0), LlamaSettings(n_ctx=512))
+    with pytest.raises(ValueError, match="not a KV cache type"):
+        estimate_llamacpp(header(), LlamaSettings(n_ctx=512, type_k="q3_k"))
+
+
+# --- workloads -------------------------------------------------------------------------------------------------------
+
+
+def test_workload_problems_name_the_component() -> None:
+    components = [
+        {
+            "name": "ollama",
+            "gpu_workloads": [
+                {"name": "ollama", "kind": "ollama", "node": "n", "gpu": "n/gpu0", "vram": "16Gi", "models": ["a"]},
+                {"name": "x", "kind": "training", "node": "n", "gpu": "n/gpu0"},
+                {"name": "y", "kind": "other", "node": "n"},
+                {"name": "z", "kind": "other", "node": "n", "gpu": "n/gpu0", "vram": "12 GB", "colour": "red"},
+                "nope",
+            ],
+        }
+    ]
+    workloads, problems = normalize_workloads(components)
+    assert [(w.name, w.vram) for w in workloads] == [("ollama", 16 * GIB)]
+    text = [str(p) for p in problems]
+    assert text[0].startswith("component ollama.gpu_workloads[1].kind: 'training' is not a workload kind")
+    assert text[1].startswith("component ollama.gpu_workloads[2]: is missing gpu")
+    assert "unknown keys ['colour']" in text[2]
+    assert text[3].startswith("component ollama.gpu_workloads[3].vram: '12 GB' is not a Kubernetes quantity")
+    assert "is not a mapping" in text[4]
+
+
+# --- the plan --------------------------------------------------------------------------------------------------------
+
+
+def example_inventory(**shared) -> Dict[str, Any]:
+    hosts = {path.stem: yaml.safe_load(path.read_text()) for path in sorted((EXAMPLE / "host_vars").glob("*.yml"))}
+    catalog = yaml.safe_load((EXAMPLE / "group_vars" / "all" / "models.yml").read_text())
+    return build_inventory({**catalog, **shared}, hosts, cwd="/tmp").to_dict()
+
+
+def components_of(inventory: Dict[str, Any], *, ollama_vram=None, sd_vram=12 * GIB, max_loaded=1) -> List[Dict[str, Any]]:
+    """What the llamacpp, ollama and stable_diffusion roles register."""
+    llamacpp = []
+    for model in inventory["models"]:
+        if model["backend"] == "llamacpp":
+            gpu = node_gpu(inventory, model["node"])
+            llamacpp.append(
+                {"name": model["name"], "kind": "llamacpp", "node": gpu["node"], "gpu": gpu["gpu_id"], "model": model["name"], "vram": model["vram"]}
+            )
+    nvidia = node_gpu(inventory, "gpu-nvidia-01")
+    ollama_models = [m["name"] for m in inventory["models"] if m["backend"] == "ollama"]
+    return [
+        {"name": "llamacpp", "gpu_workloads": llamacpp},
+        {
+            "name": "ollama",
+            "gpu_workloads": [
+                {
+                    "name": "ollama",
+                    "kind": "ollama",
+                    "node": nvidia["node"],
+                    "gpu": nvidia["gpu_id"],
+                    "vram": ollama_vram,
+                    "models": ollama_models,
+                    "max_loaded": max_loaded,
+                }
+            ],
+        },
+        {
+            "name": "stable-diffusion",
+            "gpu_workloads": [{"name": "stable-diffusion", "kind": "stable-diffusion", "node": nvidia["node"], "gpu": nvidia["gpu_id"], "vram": sd_vram}],
+        },
+    ]
+
+
+def offline(uri: str):
+    raise HeaderUnavailable(f"{uri}: cannot connect (no network)")
+
+
+def test_example_inventory_offline_fits() -> None:
+    inv = example_inventory()
+    plan = make_vram_plan(inv, components_of(inv), header=offline)
+    assert plan.ok, plan.problems
+    rows = {row.gpu: row for row in plan.rows}
+    nvidia = rows["gpu-nvidia-01/gpu0"]
+    entries = {e.workload: e for e in nvidia.entries}
+    # qwen2.5-coder:14b from its tag: 14e9 * 0.61 bytes, + 10 % + 512 MiB, + the CUDA runtime
+    weights = int(14e9 * 0.61)
+    assert entries["ollama"].bytes == weights + int(weights * 0.1) + 512 * MIB + RUNTIME_OVERHEAD["nvidia"]
+    assert "qwen2.5-coder" in entries["ollama"].basis and "one loaded at a time" in entries["ollama"].basis
+    assert entries["stable-diffusion"].bytes == 12 * GIB and entries["stable-diffusion"].basis == "declared budget"
+    strix = rows["strix-02/gpu0"].entries[0]
+    assert strix.basis == "catalog size + allowance (no header)"
+    assert any("llama-3.3-70b" in note and "cannot connect" in note for note in plan.notes)
+    assert rows["media-01/gpu0"].entries == []
+    table = plan.table()
+    assert "gpu-nvidia-01/gpu0  RTX 4000 SFF (nvidia, time-sliced x4)" in table
+    assert "(nothing placed on it)" in table
+    markdown = plan.markdown("homelab")
+    assert markdown.startswith("# VRAM plan of homelab")
+    assert "| gpu-nvidia-01/gpu0 (RTX 4000 SFF) | gpu-nvidia-01 | 24.0 GiB | time-sliced x4 |" in markdown
+
+
+def test_overcommit_names_gpu_workloads_and_numbers() -> None:
+    inv = example_inventory()
+    plan = make_vram_plan(inv, components_of(inv, ollama_vram=16 * GIB), header=offline)
+    [problem] = plan.problems
+    assert problem.where == "VRAM of gpu-nvidia-01/gpu0 (RTX 4000 SFF on gpu-nvidia-01)"
+    assert problem.message == "ollama 16.0 GiB + stable-diffusion 12.0 GiB = 28.0 GiB, 4.0 GiB more than its 24.0 GiB"
+    assert "homelab_ai_vram_overcommit: true" in problem.fix
+    assert "**over-committed**" in plan.markdown()
+    assert "OVER-COMMITTED" in plan.table()
+    allowed = make_vram_plan(example_inventory(homelab_ai_vram_overcommit=True), components_of(inv, ollama_vram=16 * GIB), header=offline)
+    assert allowed.ok and allowed.overcommit_allowed
+    assert any("allowed by homelab_ai_vram_overcommit" in w for w in allowed.warnings)
+
+
+def test_one_workload_larger_than_the_gpu() -> None:
+    inv = example_inventory()
+    plan = make_vram_plan(inv, components_of(inv, ollama_vram=2 * GIB, sd_vram=30 * GIB), header=offline)
+    assert plan.problems[0].message == "stable-diffusion alone needs 30.0 GiB, more than the 24.0 GiB of one GPU"
+
+
+def test_estimate_from_the_header() -> None:
+    inv = example_inventory()
+    info = header(
+        n_layer=28,
+        n_embd=1024,
+        n_head=16,
+        n_head_kv=8,
+        n_ff=3072,
+        n_vocab=151669,
+        extra={"llama.attention.key_length": 128, "llama.attention.value_length": 128},
+    )
+    seen = []
+
+    def lookup(uri: str):
+        seen.append(uri)
+        if "Qwen3-Embedding" in uri:
+            return info, "cache"
+        raise HeaderUnavailable("offline")
+
+    plan = make_vram_plan(inv, components_of(inv), header=lookup)
+    entry = next(row for row in plan.rows if row.gpu == "gpu-amd-01/gpu0").entries[0]
+    estimate = estimate_llamacpp(info, LlamaSettings(n_ctx=8192))
+    assert entry.bytes == estimate.total + RUNTIME_OVERHEAD["amd"]
+    assert entry.detail == {"weights": estimate.weights, "kv_cache": estimate.kv_cache, "compute": estimate.compute, "runtime": RUNTIME_OVERHEAD["amd"]}
+    assert entry.basis == "GGUF header (cache), context 8192, KV f16/f16"
+    assert entry.detail["kv_cache"] == 2 * 28 * 8192 * 8 * 128 * 2
+    assert len(seen) == len(set(seen))  # one lookup per source
+
+
+def test_catalog_vram_wins() -> None:
+    inv = example_inventory()
+    inv["models"][0]["vram"] = 3 * GIB
+
+    def lookup(uri: str):
+        assert "Qwen3-Embedding" not in uri, "no lookup for a model with vram"
+        return offline(uri)
+
+    plan = make_vram_plan(inv, components_of(inv), header=lookup)
+    entry = next(row for row in plan.rows if row.gpu == "gpu-amd-01/gpu0").entries[0]
+    assert (entry.bytes, entry.basis) == (3 * GIB, "declared budget")
+
+
+def test_nothing_known_is_a_problem() -> None:
+    inv = example_inventory()
+    inv["models"][0]["size"] = None
+    inv["models"][4]["source"] = "ollama://nomic-embed-text"  # no parameter count in the tag
+    plan = make_vram_plan(inv, components_of(inv), header=offline)
+    wheres = [p.where for p in plan.problems]
+    assert "homelab_ai_models[0] (qwen-embed)" in wheres
+    problem = plan.problems[wheres.index("homelab_ai_models[0] (qwen-embed)")]
+    assert "neither vram nor size" in problem.message and "set vram:" in problem.fix
+    # Ollama still has llama3.2:3b to size itself by
+    assert "homelab_ai_models[4] (qwen2.5-coder)" in wheres
+
+
+def test_ollama_keeps_several_models_loaded() -> None:
+    inv = example_inventory()
+    one = make_vram_plan(inv, components_of(inv, sd_vram=1 * GIB), header=offline)
+    two = make_vram_plan(inv, components_of(inv, sd_vram=1 * GIB, max_loaded=2), header=offline)
+
+    def ollama(plan):
+        return next(e for row in plan.rows for e in row.entries if e.workload == "ollama")
+
+    three_b = int(3e9 * 0.61)
+    assert ollama(two).bytes - ollama(one).bytes == three_b + int(three_b * 0.1) + 512 * MIB
+    assert "2 loaded at once" in ollama(two).basis
+
+
+def test_more_workloads_than_exclusive_gpus_warns() -> None:
+    inv = example_inventory()
+    strix = node_gpu(inv, "strix-01")
+    extra = {"name": "extra", "gpu_workloads": [{"name": "other", "kind": "other", "node": strix["node"], "gpu": strix["gpu_id"], "vram": GIB}]}
+    plan = make_vram_plan(inv, [*components_of(inv), extra], header=offline)
+    assert any("strix-01/gpu0: 2 workloads but 1 GPU slot(s) (exclusive)" in w for w in plan.warnings)
+
+
+def test_unknown_gpu_and_model_are_problems() -> None:
+    inv = example_inventory()
+    bad = {
+        "name": "x",
+        "gpu_workloads": [
+            {"name": "a", "kind": "other", "node": "n", "gpu": "n/gpu9", "vram": 1},
+            {"name": "b", "kind": "llamacpp", "node": "strix-01", "gpu": "strix-01/gpu0", "model": "nope"},
+        ],
+    }
+    plan = make_vram_plan(inv, [bad], header=offline)
+    assert [p.message for p in plan.problems] == ["names GPU 'n/gpu9', which the inventory does not have", "names model 'nope', which is not in the catalog"]
+
+
+def test_plan_as_dict() -> None:
+    inv = example_inventory()
+    data = make_vram_plan(inv, components_of(inv), header=None).to_dict()
+    nvidia = next(g for g in data["gpus"] if g["gpu"] == "gpu-nvidia-01/gpu0")
+    assert nvidia["capacity"] == 24 * GIB and nvidia["used"] + nvidia["free"] == 24 * GIB and data["ok"] is True
+    assert any("no header lookup" in n for n in data["notes"])
