@@ -10,6 +10,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 LITELLM_VENV ?= .cache/venv-litellm
+BENCH_VENV ?= .cache/venv-bench
 BIN := $(VENV)/bin
 INVENTORY ?= inventory/example
 PLAYBOOK_ARGS ?=
@@ -23,12 +24,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SOPS_AGE_KEY_FILE := $(AGE_KEY)
 
-.PHONY: help run test install lint unit integration molecule bench age-key clean
+.PHONY: help run test install lint unit integration molecule bench bench-vram age-key clean
 
 help:
 	@echo "make run     set up and run site.yml on $(INVENTORY) (render mode: writes build/<cluster>/)"
 	@echo "make test    lint, unit, integration and molecule tests"
 	@echo "make bench   benchmarks (results go into README.md by hand)"
+	@echo "make bench-vram  VRAM estimate against llama.cpp (builds llama.cpp first: ~9 min), into benchmarks/README-vram.md"
 
 # --- set-up -------------------------------------------------------------------------------------
 
@@ -48,6 +50,13 @@ $(LITELLM_VENV)/.stamp: requirements/litellm.lock
 	$(PYTHON) -m venv $(LITELLM_VENV)
 	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
 	$(LITELLM_VENV)/bin/python -m pip install --quiet -r requirements/litellm.lock
+	touch $@
+
+# llama-cpp-python compiles llama.cpp: a venv of its own, made only for the VRAM benchmark
+$(BENCH_VENV)/.stamp: requirements/bench.lock
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BENCH_VENV)/bin/python -m pip install --quiet -r requirements/bench.lock
 	touch $@
 
 # Build the collection from the checkout and install that artifact, as a user would.
@@ -89,6 +98,9 @@ molecule: $(VENV)/.test.stamp install
 
 bench: $(VENV)/.test.stamp install
 	$(BIN)/python benchmarks/render_speed.py
+
+bench-vram: $(BENCH_VENV)/.stamp
+	$(BENCH_VENV)/bin/python benchmarks/vram_accuracy.py --write benchmarks/README-vram.md
 
 clean:
 	rm -rf $(COLLECTIONS) .cache build

@@ -35,6 +35,10 @@ class ActionModule(ActionBase):
         for host in task_vars.get("groups", {}).get(group, []):
             host_vars = hostvars[host]
             hosts[host] = {name: host_vars[name] for name in host_vars if name.startswith("homelab_ai_")}
+            # what homelab.ai.gpu_facts found, also where facts are not injected as variables
+            detected = (host_vars.get("ansible_facts") or {}).get("homelab_ai_gpu_facts")
+            if detected is not None and "homelab_ai_gpu_facts" not in hosts[host]:
+                hosts[host]["homelab_ai_gpu_facts"] = detected
         try:
             inventory, warnings = run_preflight(variables, hosts, specs, cwd=os.getcwd())
         except InputError as exc:

@@ -7,6 +7,13 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.ai.plugins.module_utils._components import component_url, delivery_plan, delivery_secrets, endpoints, normalize_component
+from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
+    gpu_node_labels,
+    gpu_node_objects,
+    intel_plugin_groups,
+    nvidia_device_plugin_config,
+    nvidia_device_plugin_configmap,
+)
 from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_nodes, gpu_resource, node_gpu
 from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config, llamacpp_routes, ollama_routes
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
@@ -41,6 +48,11 @@ class FilterModule:
             "gpu_nodes": _wrap(gpu_nodes),
             "cache_size": _wrap(cache_size),
             "node_gpu": _wrap(node_gpu),
+            "gpu_node_labels": _wrap(gpu_node_labels),
+            "gpu_node_objects": _wrap(gpu_node_objects),
+            "nvidia_device_plugin_config": _wrap(nvidia_device_plugin_config),
+            "nvidia_device_plugin_configmap": _wrap(nvidia_device_plugin_configmap),
+            "intel_plugin_groups": _wrap(intel_plugin_groups),
             "to_bytes": _wrap(to_bytes),
             "to_quantity": _wrap(to_quantity),
             "to_nice_k8s_yaml": _wrap(dump),

@@ -7,6 +7,9 @@ A role never talks to the cluster; it describes a component and keeps it in a va
 every such variable (``collect_components``) and turns them into a GitOps tree (render) or server-side
 applies them (apply), in dependency order, so both modes deliver the same objects.
 
+``gpu_workloads`` are what the component places on GPUs, for the VRAM plan: their shape is ``_vram.GpuWorkload``,
+checked here when the component is registered.
+
 Variables, not facts: Ansible copies every fact into each task's variables, which for a catalog of
 100 models costs seconds per task; a variable set by set_fact costs nothing until it is used.
 """
@@ -17,6 +20,7 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ._problems import InputError, Problem
+from ._vram import normalize_workloads
 from ._yaml import plain
 
 __all__ = [
@@ -106,6 +110,7 @@ def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[
             problems.append(Problem(f"{where}.secrets[{index}]", "needs a name and at least one key", "fix the role"))
             continue
         secrets.append({"namespace": default_namespace, "type": "Opaque", "labels": {}, **secret})
+    problems.extend(normalize_workloads([{"name": name, "gpu_workloads": raw.get("gpu_workloads") or []}])[1])
     if problems:
         raise InputError(problems)
     # plain builtins: Ansible's tagged strings and containers cost a copy in every later task

@@ -21,6 +21,7 @@ import struct
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -31,6 +32,7 @@ __all__ = [
     "CACHE_VERSION",
     "GgufInfo",
     "HeaderCache",
+    "HeaderLookup",
     "HeaderUnavailable",
     "NeedMore",
     "default_cache_dir",
@@ -73,7 +75,15 @@ class NeedMore(ValueError):
 
 
 class HeaderUnavailable(RuntimeError):
-    """The header could not be had (no network, no such file, not a GGUF file); the message says why."""
+    """The header could not be had (no network, no such file, not a GGUF file); the message says why.
+
+    ``unreachable`` marks a host that could not be connected to at all, so that a run asks it only once.
+    """
+
+    def __init__(self, message: str, unreachable: bool = False, reason: str = ""):
+        super().__init__(message)
+        self.unreachable = unreachable
+        self.reason = reason or message
 
 
 @dataclass
@@ -277,7 +287,7 @@ def source_url(source: Source, *, timeout: float = 20, opener: Optional[Opener] 
         with (opener or urllib.request.urlopen)(request, timeout=timeout) as response:
             manifest = json.loads(response.read(1 << 20))
     except (OSError, ValueError) as exc:
-        raise HeaderUnavailable(f"{source.uri}: the registry manifest could not be fetched ({_reason(exc)})") from exc
+        raise HeaderUnavailable(f"{source.uri}: the registry manifest could not be fetched ({_reason(exc)})", _unreachable(exc), _reason(exc)) from exc
     for layer in manifest.get("layers") or []:
         if layer.get("mediaType") == "application/vnd.ollama.image.model":
             return f"https://{source.registry}/v2/{source.namespace}/{source.model}/blobs/{layer['digest']}"
@@ -298,7 +308,7 @@ def fetch_header(url: str, *, timeout: float = 20, opener: Optional[Opener] = No
                 data = response.read(size)
                 total = _total_size(response)
         except (OSError, ValueError) as exc:
-            raise HeaderUnavailable(f"{url}: {_reason(exc)}") from exc
+            raise HeaderUnavailable(f"{url}: {_reason(exc)}", _unreachable(exc), _reason(exc)) from exc
         try:
             return parse_prefix(data, source=url, file_size=total)
         except NeedMore as more:
@@ -323,11 +333,18 @@ def _total_size(response: Any) -> Optional[int]:
     return None
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """No connection at all (name resolution, refused, timed out), as opposed to an HTTP answer."""
+    return not isinstance(exc, urllib.error.HTTPError) and isinstance(exc, (urllib.error.URLError, OSError))
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
         return f"cannot connect ({exc.reason})"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
     return str(exc) or type(exc).__name__
 
 
@@ -399,3 +416,40 @@ def header_for_source(
     if cache is not None and write_cache:
         cache.put(uri, info)
     return info, "fetched"
+
+
+class HeaderLookup:
+    """``header_for_source`` for a whole plan: a host that cannot be reached is asked once, not once per model."""
+
+    def __init__(self, cache: Optional[HeaderCache], *, fetch: bool = True, write_cache: bool = True, timeout: float = 10, opener: Optional[Opener] = None):
+        self.cache = cache
+        self.fetch = fetch
+        self.write_cache = write_cache
+        self.timeout = timeout
+        self.opener = opener
+        self.unreachable: Dict[str, str] = {}
+        self.origins: Dict[str, str] = {}  # uri -> cache | fetched
+
+    def __call__(self, uri: str) -> Tuple[GgufInfo, str]:
+        host = _host(uri)
+        if host in self.unreachable and (self.cache is None or self.cache.get(uri) is None):
+            raise HeaderUnavailable(self.unreachable[host], True)
+        try:
+            info, origin = header_for_source(uri, self.cache, fetch=self.fetch, write_cache=self.write_cache, timeout=self.timeout, opener=self.opener)
+        except HeaderUnavailable as exc:
+            if exc.unreachable:
+                # one short reason for every model on that host
+                self.unreachable[host] = f"{host} cannot be reached: {exc.reason}"
+                raise HeaderUnavailable(self.unreachable[host], True) from exc
+            raise
+        self.origins[uri] = origin
+        return info, origin
+
+
+def _host(uri: str) -> str:
+    source = parse_source(uri)
+    if source.scheme == "hf":
+        return "huggingface.co"
+    if source.scheme == "ollama":
+        return source.registry
+    return urllib.parse.urlsplit(source.url).netloc

@@ -330,7 +330,7 @@ def normalize_workloads(components: Sequence[Mapping[str, Any]]) -> Tuple[List[G
 
 # --- the plan --------------------------------------------------------------------------------------------------------
 
-HeaderLookup = Callable[[str], Tuple[GgufInfo, str]]  # source URI -> (header, "cache" | "fetched"); HeaderUnavailable
+HeaderFn = Callable[[str], Tuple[GgufInfo, str]]  # source URI -> (header, "cache" | "fetched"); HeaderUnavailable
 
 
 @dataclass
@@ -454,7 +454,7 @@ def make_vram_plan(
     inventory: Mapping[str, Any],
     components: Sequence[Mapping[str, Any]],
     *,
-    header: Optional[HeaderLookup] = None,
+    header: Optional[HeaderFn] = None,
     overcommit: Optional[bool] = None,
 ) -> VramPlan:
     """The plan for the normalised inventory and the registered components.
@@ -527,7 +527,7 @@ def make_vram_plan(
 class _Sizer:
     """Sizes workloads, remembering each model's estimate (one header fetch per source)."""
 
-    def __init__(self, models: Mapping[str, Tuple[int, Mapping[str, Any]]], header: Optional[HeaderLookup], problems: List[Problem], notes: List[str]):
+    def __init__(self, models: Mapping[str, Tuple[int, Mapping[str, Any]]], header: Optional[HeaderFn], problems: List[Problem], notes: List[str]):
         self.models = models
         self.header = header
         self.problems = problems
@@ -615,27 +615,26 @@ class _Sizer:
                 reason = self.unavailable[source]
             else:
                 try:
-                    info, origin = self.header(source)
+                    info, _origin = self.header(source)
                     estimate = estimate_llamacpp(info, settings)
                 except (HeaderUnavailable, ValueError) as exc:
                     reason = str(exc)
                     self.unavailable[source] = reason
                 else:
                     detail = {"weights": estimate.weights, "kv_cache": estimate.kv_cache, "compute": estimate.compute}
-                    basis = f"GGUF header ({origin}), context {estimate.n_ctx}, KV {settings.type_k}/{settings.type_v}"
+                    basis = f"GGUF header, context {estimate.n_ctx}, KV {settings.type_k}/{settings.type_v}"
                     return estimate.total, basis, detail, estimate.notes
         if model.get("size"):
             size = int(model["size"])
             rough = size + int(size * _FALLBACK_SHARE) + _FALLBACK_FIXED
-            self.notes.append(f"{where}: sized from the catalog size (file + 10 % + 512 MiB) because the GGUF header is unavailable: {reason}")
+            self.notes.append(f"{where}: no GGUF header ({reason}); sized from the catalog size + 10 % + 512 MiB")
             return rough, "catalog size + allowance (no header)", {}, []
         params = _tag_parameters(source) if ollama else None
         if params:
             weights = int(params * _OLLAMA_BYTES_PER_PARAM)
             rough = weights + int(weights * _FALLBACK_SHARE) + _FALLBACK_FIXED
             self.notes.append(
-                f"{where}: sized from the {params / 1e9:g}B parameters of its tag at ~4.85 bits per weight (Q4_K_M) "
-                f"because the GGUF header is unavailable: {reason}"
+                f"{where}: no GGUF header ({reason}); sized from the {params / 1e9:g}B parameters of its tag at ~4.85 bits per weight (Q4_K_M) + 10 % + 512 MiB"
             )
             return rough, f"{params / 1e9:g}B parameters of the tag (no header)", {}, []
         self.problems.append(

@@ -225,3 +225,26 @@ def test_cache_makes_reruns_offline(tmp_path: Path, served: Server, model: Path,
 def test_default_cache_dir() -> None:
     assert default_cache_dir({"XDG_CACHE_HOME": "/c"}) == "/c/homelab.ai/gguf"
     assert default_cache_dir({}).endswith("/.cache/homelab.ai/gguf")
+
+
+def test_lookup_asks_an_unreachable_host_once(tmp_path: Path, monkeypatch) -> None:
+    import ansible_collections.homelab.ai.plugins.module_utils._gguf as module
+    from ansible_collections.homelab.ai.plugins.module_utils._gguf import HeaderLookup
+
+    calls = []
+
+    def fetch(url, **kwargs):
+        calls.append(url)
+        return fetch_header("http://127.0.0.1:9/x.gguf", timeout=2)
+
+    monkeypatch.setattr(module, "fetch_header", fetch)
+    lookup = HeaderLookup(HeaderCache(str(tmp_path)))
+    for name in ("a", "b"):
+        with pytest.raises(HeaderUnavailable) as caught:
+            lookup(f"hf://org/repo/{name}.gguf")
+        assert caught.value.unreachable
+    assert len(calls) == 1
+    assert str(caught.value).startswith("huggingface.co cannot be reached: cannot connect")
+    with pytest.raises(HeaderUnavailable) as http, Server(b"") as server:
+        fetch_header(server.url.replace("model", "missing"))
+    assert not http.value.unreachable  # an HTTP answer: the host is there

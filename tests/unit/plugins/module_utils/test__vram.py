@@ -265,7 +265,7 @@ def test_estimate_from_the_header() -> None:
     estimate = estimate_llamacpp(info, LlamaSettings(n_ctx=8192))
     assert entry.bytes == estimate.total + RUNTIME_OVERHEAD["amd"]
     assert entry.detail == {"weights": estimate.weights, "kv_cache": estimate.kv_cache, "compute": estimate.compute, "runtime": RUNTIME_OVERHEAD["amd"]}
-    assert entry.basis == "GGUF header (cache), context 8192, KV f16/f16"
+    assert entry.basis == "GGUF header, context 8192, KV f16/f16"
     assert entry.detail["kv_cache"] == 2 * 28 * 8192 * 8 * 128 * 2
     assert len(seen) == len(set(seen))  # one lookup per source
 

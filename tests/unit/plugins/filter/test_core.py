@@ -1,0 +1,33 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.homelab.ai.plugins.filter.core import FilterModule
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
+from test__vram import example_inventory
+
+FILTERS = FilterModule().filters()
+
+
+def test_gpu_filters() -> None:
+    inv = example_inventory()
+    nodes = FILTERS["gpu_node_objects"](inv)
+    assert {n["metadata"]["name"] for n in nodes} == {"gpu-nvidia-01", "gpu-amd-01", "strix-01", "strix-02", "media-01"}
+    configmap = FILTERS["nvidia_device_plugin_configmap"](inv, "kube-system")
+    assert sorted(configmap["data"]) == ["default", "gpu-nvidia-01"]
+    assert FILTERS["intel_plugin_groups"](inv)[0]["shared_dev_num"] == 2
+    assert FILTERS["nvidia_device_plugin_config"](2)["sharing"]["timeSlicing"]["resources"][0]["replicas"] == 2
+    assert FILTERS["gpu_node_labels"](inv["nodes"][0])
+
+
+def test_errors_name_the_filter() -> None:
+    with pytest.raises(AnsibleFilterError, match=r"homelab.ai.gpu_node_objects: 'nodes'"):
+        FILTERS["gpu_node_objects"]({})
