@@ -28,6 +28,8 @@ class Shape:
     weights: str = "f16"  # f32 | f16 | q8_0 | q4_0
     tied: bool = False  # no output.weight: llama.cpp uses token_embd for the output too
     head_dim: int = 0  # 0: n_embd // n_head
+    n_expert: int = 0  # a mixture of experts (Mixtral-style) with n_ff per expert
+    n_expert_used: int = 0
     ctx_train: int = 32768
 
     @property
@@ -55,14 +57,17 @@ def write_model(path: Path, shape: Shape, seed: int = 0) -> Path:
     writer.add_head_count_kv(shape.n_head_kv)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_rope_dimension_count(shape.d_head)
+    if shape.n_expert:
+        writer.add_expert_count(shape.n_expert)
+        writer.add_expert_used_count(shape.n_expert_used)
     if shape.head_dim:
         writer.add_key_length(shape.head_dim)
         writer.add_value_length(shape.head_dim)
     writer.add_file_type(int(_TYPES[shape.weights]) if shape.weights != "q4_0" else 2)
     _tokenizer(writer, shape.n_vocab)
 
-    def matrix(name: str, rows: int, cols: int) -> None:
-        data = (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(np.float32)
+    def matrix(name: str, rows: int, cols: int, experts: int = 0) -> None:
+        data = (rng.standard_normal((experts, rows, cols) if experts else (rows, cols), dtype=np.float32) * 0.02).astype(np.float32)
         kind = _TYPES[shape.weights]
         if kind == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(name, data)
@@ -83,9 +88,15 @@ def write_model(path: Path, shape: Shape, seed: int = 0) -> Path:
         matrix(f"blk.{i}.attn_v.weight", kv_dim, shape.n_embd)
         matrix(f"blk.{i}.attn_output.weight", shape.n_embd, q_dim)
         norm(f"blk.{i}.ffn_norm.weight")
-        matrix(f"blk.{i}.ffn_gate.weight", shape.n_ff, shape.n_embd)
-        matrix(f"blk.{i}.ffn_up.weight", shape.n_ff, shape.n_embd)
-        matrix(f"blk.{i}.ffn_down.weight", shape.n_embd, shape.n_ff)
+        if shape.n_expert:
+            writer.add_tensor(f"blk.{i}.ffn_gate_inp.weight", (rng.standard_normal((shape.n_expert, shape.n_embd)) * 0.02).astype(np.float32))
+            matrix(f"blk.{i}.ffn_gate_exps.weight", shape.n_ff, shape.n_embd, shape.n_expert)
+            matrix(f"blk.{i}.ffn_up_exps.weight", shape.n_ff, shape.n_embd, shape.n_expert)
+            matrix(f"blk.{i}.ffn_down_exps.weight", shape.n_embd, shape.n_ff, shape.n_expert)
+        else:
+            matrix(f"blk.{i}.ffn_gate.weight", shape.n_ff, shape.n_embd)
+            matrix(f"blk.{i}.ffn_up.weight", shape.n_ff, shape.n_embd)
+            matrix(f"blk.{i}.ffn_down.weight", shape.n_embd, shape.n_ff)
     norm("output_norm.weight")
     if not shape.tied:
         matrix("output.weight", shape.n_vocab, shape.n_embd)

@@ -55,7 +55,9 @@ SHAPES = [
     Shape("m-gqa-q8_0", n_layer=8, n_embd=512, n_head=8, n_head_kv=2, n_ff=1536, n_vocab=16000, weights="q8_0"),
     Shape("l-hd128-f16", n_layer=12, n_embd=1024, n_head=8, n_head_kv=2, n_ff=2816, n_vocab=32000, weights="f16"),
     Shape("xl-tied-q8_0", n_layer=16, n_embd=2048, n_head=16, n_head_kv=4, n_ff=5632, n_vocab=64000, weights="q8_0", tied=True),
-    Shape("q4_0-hd96", n_layer=6, n_embd=768, n_head=8, n_head_kv=4, n_ff=2048, n_vocab=8000, weights="q4_0", head_dim=96),
+    # attention wider than the embedding (head size 128 x 8 heads over 768), as in Qwen3
+    Shape("q4_0-hd128", n_layer=6, n_embd=768, n_head=8, n_head_kv=4, n_ff=2048, n_vocab=8000, weights="q4_0", head_dim=128),
+    Shape("moe-8x2-q8_0", n_layer=4, n_embd=512, n_head=8, n_head_kv=2, n_ff=1024, n_vocab=8000, weights="q8_0", n_expert=8, n_expert_used=2),
 ]
 CONTEXTS = (1000, 4096, 16384)
 # (flash attention, K cache type, V cache type)
@@ -248,6 +250,20 @@ def render(rows: List[Dict], version: str, elapsed: float) -> str:
         "so the weights' size from `llama_model_size()` is shown (a GPU backend has no such copy).",
         "",
         f"{len(rows) - misses} of {len(rows)} cases within the target.",
+    ]
+    out += [
+        "",
+        "What this shows and what it does not:",
+        "",
+        "- The KV cache is exact (the formula of DESIGN.md, context rounded up to 256 cells) for f16, q8_0 and q4_0 caches, "
+        "grouped-query attention, head sizes apart from `n_embd / n_head`, and experts.",
+        "- The compute buffer is a fitted model of ggml's allocator (the attention mask, scores without flash attention, "
+        "feed-forward or chosen experts, output logits); it errs low by 0.5 to 4 MiB here.",
+        "- CPU backend only (no GPU on the build machine). On a GPU llama.cpp keeps the token embedding on the host "
+        "(the plan counts it only where the output layer shares it), and the GPU runtime itself (CUDA context and cuBLAS "
+        "workspace, ROCm/Vulkan/SYCL) holds memory llama.cpp does not report: the plan adds an allowance "
+        "(`RUNTIME_OVERHEAD`: 384 MiB NVIDIA, 256 MiB AMD and Intel) that is not measured here.",
+        "- LLaMA-architecture models; sliding-window layers (Gemma, gpt-oss) are counted with the full context, an upper bound.",
     ]
     if worst:
         out.append(

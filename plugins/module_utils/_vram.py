@@ -172,6 +172,11 @@ def estimate_llamacpp(info: GgufInfo, settings: LlamaSettings) -> LlamaEstimate:
     key_length = int(info.get("attention.key_length") or n_embd // head)
     value_length = int(info.get("attention.value_length") or n_embd // head)
     n_ff = max(_per_layer(info.get("feed_forward_length", 0), n_layer) or [0])
+    experts_used = int(info.get("expert_used_count") or 0)
+    if experts_used:
+        # a mixture of experts computes the chosen experts side by side (and any shared expert)
+        expert_ff = int(info.get("expert_feed_forward_length") or n_ff)
+        n_ff = max(n_ff, experts_used * expert_ff + int(info.get("expert_shared_feed_forward_length") or 0))
     n_vocab = int(info.n_vocab or 0)
     for kind in (settings.type_k, settings.type_v):
         if kind not in KV_CACHE_TYPES:

@@ -192,3 +192,16 @@ def test_two_identical_cards_are_one_entry(tmp_path: Path, pci_ids: List[str]) -
 def test_run_command() -> None:
     assert run_command(["/nonexistent/nvidia-smi"])[0] == 127
     assert run_command(["true"])[0] == 0
+
+
+def test_runs_on_the_nodes_with_the_standard_library_only() -> None:
+    """The module is shipped to the nodes: no import beyond the standard library (Python 3.9+ on Debian 11/12)."""
+    import ast
+    import sys
+
+    source = Path(__file__).resolve().parents[4] / "plugins" / "module_utils" / "_gpu_facts.py"
+    tree = ast.parse(source.read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names)
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]  # no sibling module_utils either
