@@ -251,6 +251,11 @@ def render(rows: List[Dict], version: str, elapsed: float) -> str:
         "",
         f"{len(rows) - misses} of {len(rows)} cases within the target.",
     ]
+    if worst:
+        out.append(
+            f"Largest relative error: {worst['error_pct']:+.1f} % "
+            f"({worst['model']}, context {worst['ctx']}, flash attention {worst['fa']}, KV {worst['kv_type']})."
+        )
     out += [
         "",
         "What this shows and what it does not:",
@@ -265,11 +270,6 @@ def render(rows: List[Dict], version: str, elapsed: float) -> str:
         "(`RUNTIME_OVERHEAD`: 384 MiB NVIDIA, 256 MiB AMD and Intel) that is not measured here.",
         "- LLaMA-architecture models; sliding-window layers (Gemma, gpt-oss) are counted with the full context, an upper bound.",
     ]
-    if worst:
-        out.append(
-            f"Largest relative error: {worst['error_pct']:+.1f} % "
-            f"({worst['model']}, context {worst['ctx']}, flash attention {worst['fa']}, KV {worst['kv_type']})."
-        )
     return "\n".join(out) + "\n"
 
 

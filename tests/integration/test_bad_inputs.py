@@ -70,6 +70,19 @@ CASES = {
         host("gpu-nvidia-01", lambda d: d["homelab_ai_gpus"][0]["sharing"].update(replicas=0)),
         ["gpu-nvidia-01: homelab_ai_gpus[0].sharing.replicas: 0 is below 1. Fix: write a whole number of at least 1"],
     ),
+    "GPU over-committed": (
+        services(lambda d: d.update(ollama_vram="16Gi")),
+        [
+            "VRAM of gpu-nvidia-01/gpu0 (RTX 4000 SFF on gpu-nvidia-01): ollama 16.0 GiB + stable-diffusion 12.0 GiB = 28.0 GiB, "
+            "4.0 GiB more than its 24.0 GiB",
+            "homelab_ai_vram_overcommit: true",
+            "OVER-COMMITTED",
+        ],
+    ),
+    "node-level time-slicing of an AMD GPU": (
+        host("strix-01", lambda d: d.update(homelab_ai_gpu_sharing={"replicas": 2})),
+        ["strix-01: homelab_ai_gpu_sharing (amd).replicas: AMD's GPU device plugin has no time-slicing"],
+    ),
     "role variable of the wrong kind": (
         services(lambda d: d.update(ollama_service_type="Ingress")),
         ["ollama_service_type", "ClusterIP, NodePort, LoadBalancer"],

@@ -112,3 +112,21 @@ def test_a_second_run_and_check_mode_change_nothing(rendered, collections, age_k
         run = run_site(collections, EXAMPLE, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(tree.parent)}, args=args)
         assert run.rc == 0 and run.recap["changed"] == 0, run.output[-3000:]
     assert {p: p.read_bytes() for p in Path(tree).rglob("*") if p.is_file()} == before
+
+
+def test_the_vram_plan_is_shown_and_written(rendered):
+    tree, run = rendered
+    assert "VRAM plan (what may be in use at once on each GPU):" in run.output
+    assert "gpu-nvidia-01/gpu0  RTX 4000 SFF (nvidia, time-sliced x4)" in run.output
+    plan = (tree / "vram-plan.md").read_text()
+    assert "| gpu-nvidia-01/gpu0 (RTX 4000 SFF) | gpu-nvidia-01 | 24.0 GiB | time-sliced x4 |" in plan
+    assert "| strix-02/gpu0 | llama-3.3-70b | llamacpp |" in plan
+
+
+def test_gpu_nodes_carry_their_labels(rendered):
+    tree, _ = rendered
+    node = yaml.safe_load((tree / "gpu-plugins" / "node-strix-01.yaml").read_text())
+    assert set(node) == {"apiVersion", "kind", "metadata"}
+    labels = node["metadata"]["labels"]
+    assert labels["homelab.ai/gpu.amd"] == "true" and labels["homelab.ai/gpu.amd.apu"] == "true"
+    assert labels["homelab.ai/gpu.amd.memory"] == "96Gi" and labels["homelab.ai/gpu.amd.sharing"] == "exclusive"

@@ -343,5 +343,7 @@ def test_mixture_of_experts_computes_the_chosen_experts() -> None:
     moe = header(n_ff=1024, n_vocab=300, extra={"llama.expert_count": 8, "llama.expert_used_count": 2})
     settings = LlamaSettings(n_ctx=4096, flash_attn="on")
     assert estimate_llamacpp(moe, settings).compute - estimate_llamacpp(dense, settings).compute == 3 * 1024 * 512 * 4
-    own = header(n_ff=6144, n_vocab=300, extra={"llama.expert_used_count": 8, "llama.expert_feed_forward_length": 768, "llama.expert_shared_feed_forward_length": 2048})
+    own = header(
+        n_ff=6144, n_vocab=300, extra={"llama.expert_used_count": 8, "llama.expert_feed_forward_length": 768, "llama.expert_shared_feed_forward_length": 2048}
+    )
     assert estimate_llamacpp(own, settings).compute == estimate_llamacpp(header(n_ff=8 * 768 + 2048, n_vocab=300), settings).compute
