@@ -134,18 +134,29 @@ def settings_for_model(model: Mapping[str, Any]) -> LlamaSettings:
                 return flags[name]
         return default
 
-    parallel = int(pick(("-np", "--parallel"), model.get("parallel") or 1))
-    n_ctx = int(pick(("-c", "--ctx-size"), int(model.get("context") or 4096) * parallel))
+    def number(names: Sequence[str], default: Any) -> int:
+        value = pick(names, default)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{names[-1]} {value!r} is not a whole number") from None
+
+    parallel = number(("-np", "--parallel"), model.get("parallel") or 1)
+    n_ctx = number(("-c", "--ctx-size"), int(model.get("context") or 4096) * parallel)
     flash = pick(("-fa", "--flash-attn"), "auto")
-    return LlamaSettings(
+    settings = LlamaSettings(
         n_ctx=n_ctx,
-        n_gpu_layers=int(pick(("-ngl", "--gpu-layers", "--n-gpu-layers"), model.get("gpu_layers", 999))),
+        n_gpu_layers=number(("-ngl", "--gpu-layers", "--n-gpu-layers"), model.get("gpu_layers", 999)),
         n_parallel=parallel,
-        n_ubatch=int(pick(("-ub", "--ubatch-size"), 512)),
+        n_ubatch=number(("-ub", "--ubatch-size"), 512),
         type_k=str(pick(("-ctk", "--cache-type-k"), "f16")).lower(),
         type_v=str(pick(("-ctv", "--cache-type-v"), "f16")).lower(),
         flash_attn="on" if flash is None else str(flash).lower(),  # the older flag form takes no value
     )
+    for name, kind in (("--cache-type-k", settings.type_k), ("--cache-type-v", settings.type_v)):
+        if kind not in KV_CACHE_TYPES:
+            raise ValueError(f"{name} {kind!r} is not a KV cache type of llama.cpp (one of {', '.join(KV_CACHE_TYPES)})")
+    return settings
 
 
 def _per_layer(value: Any, n_layer: int) -> List[int]:
@@ -581,7 +592,12 @@ class _Sizer:
         if found is None:
             return None
         index, model = found
-        sized = self._estimate(index, model, settings_for_model(model))
+        try:
+            settings = settings_for_model(model)
+        except ValueError as exc:
+            self.problems.append(Problem(f"homelab_ai_models[{index}] ({model['name']}).args", str(exc), "correct the llama-server argument"))
+            return None
+        sized = self._estimate(index, model, settings)
         if sized is None:
             return None
         entry.bytes, entry.basis, entry.detail, entry.notes = sized

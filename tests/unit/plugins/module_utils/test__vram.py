@@ -347,3 +347,14 @@ def test_mixture_of_experts_computes_the_chosen_experts() -> None:
         n_ff=6144, n_vocab=300, extra={"llama.expert_used_count": 8, "llama.expert_feed_forward_length": 768, "llama.expert_shared_feed_forward_length": 2048}
     )
     assert estimate_llamacpp(own, settings).compute == estimate_llamacpp(header(n_ff=8 * 768 + 2048, n_vocab=300), settings).compute
+
+
+def test_bad_server_arguments_are_problems() -> None:
+    with pytest.raises(ValueError, match="--ctx-size 'lots' is not a whole number"):
+        settings_for_model({"context": 512, "args": ["-c", "lots"]})
+    inv = example_inventory()
+    inv["models"][0]["args"] = ["--cache-type-v", "q3_k"]
+    plan = make_vram_plan(inv, components_of(inv), header=offline)
+    [problem] = plan.problems
+    assert problem.where == "homelab_ai_models[0] (qwen-embed).args"
+    assert problem.message.startswith("--cache-type-v 'q3_k' is not a KV cache type of llama.cpp")
