@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.homelab.ai.plugins.module_utils._components import component_url, delivery_plan, delivery_secrets, endpoints, normalize_component
+from ansible_collections.homelab.ai.plugins.module_utils._components import component_url, delivery_plan, delivery_secrets, endpoints, gpu_workloads_of, normalize_component
 from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
     gpu_node_labels,
     gpu_node_objects,
@@ -41,6 +41,7 @@ class FilterModule:
             "component": _wrap(normalize_component),
             "delivery_secrets": _wrap(delivery_secrets),
             "endpoints": _wrap(endpoints),
+            "gpu_workloads_of": _wrap(gpu_workloads_of),
             "litellm_config": _wrap(litellm_config),
             "llamacpp_routes": _wrap(llamacpp_routes),
             "ollama_routes": _wrap(ollama_routes),

@@ -34,6 +34,7 @@ __all__ = [
     "delivery_plan",
     "delivery_secrets",
     "endpoints",
+    "gpu_workloads_of",
     "flux_objects",
     "namespace_objects",
     "namespaces_of",
@@ -265,6 +266,11 @@ def delivery_plan(components: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
     """What apply mode needs: every object in dependency order, in batches (see ``apply_batches``)."""
     ordered = order_components(components)
     return {"components": [c["name"] for c in ordered], "batches": apply_batches(ordered, namespace_objects(ordered))}
+
+
+def gpu_workloads_of(components: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """Just the name and GPU workloads of each component: what the VRAM plan reads, without the objects."""
+    return [{"name": c["name"], "gpu_workloads": list(c.get("gpu_workloads") or [])} for c in components]
 
 
 def endpoints(components: Sequence[Mapping[str, Any]]) -> List[Dict[str, str]]:

@@ -312,8 +312,16 @@ def _bool(where: str, value: Any, problems: List[Problem], default: bool) -> boo
         return default
     if isinstance(value, bool):
         return value
+    # the strings Ansible itself reads as booleans, as `-e name=true` hands them over
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
     problems.append(Problem(where, f"{value!r} is not true or false", "write true or false"))
     return default
+
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
 
 
 def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem], warnings: List[str]) -> Node:

@@ -233,5 +233,6 @@ def test_inventory_carries_warnings_and_overcommit() -> None:
     inv = inventory(hosts, homelab_ai_vram_overcommit=True)
     assert inv["vram_overcommit"] is True
     assert len(inv["warnings"]) == 1 and "gpu-amd-01" in inv["warnings"][0]
+    assert inventory(hosts, homelab_ai_vram_overcommit="yes")["vram_overcommit"] is True  # as `-e name=yes` hands it over
     with pytest.raises(InputError):
-        inventory(hosts, homelab_ai_vram_overcommit="yes")
+        inventory(hosts, homelab_ai_vram_overcommit="sometimes")
