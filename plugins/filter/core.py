@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.homelab.ai.plugins.module_utils._components import component_url, delivery_plan, delivery_secrets, endpoints, gpu_workloads_of, normalize_component
+from ansible_collections.homelab.ai.plugins.module_utils._components import (
+    component_url,
+    delivery_plan,
+    delivery_secrets,
+    endpoints,
+    gpu_workloads_of,
+    normalize_component,
+)
 from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
     gpu_node_labels,
     gpu_node_objects,
