@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-__all__ = ["OLLAMA_DEFAULT_REGISTRY", "Source", "SourceError", "parse_source"]
+__all__ = ["HF_DEFAULT_ENDPOINT", "OLLAMA_DEFAULT_REGISTRY", "OLLAMA_MANIFEST_TYPE", "Source", "SourceError", "parse_source"]
 
 OLLAMA_DEFAULT_REGISTRY = "registry.ollama.ai"
+HF_DEFAULT_ENDPOINT = "https://huggingface.co"
+OLLAMA_MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 _HF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _OLLAMA_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _OLLAMA_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
@@ -52,6 +54,28 @@ class Source:
         if self.registry == OLLAMA_DEFAULT_REGISTRY:
             return f"{self.namespace}/{self.model}:{self.tag}"
         return f"{self.registry}/{self.namespace}/{self.model}:{self.tag}"
+
+    # --- where the bytes are (the download code in _hf.py, _ollama_registry.py and _pull.py builds on these) ---
+
+    def resolve_url(self, endpoint: str = HF_DEFAULT_ENDPOINT, revision: str = "") -> str:
+        """The Hub's resolve URL of an hf:// file: ``{endpoint}/{repo}/resolve/{revision}/{path}``."""
+        rev = quote(revision or self.revision, safe="")  # branch names may hold '/', which the Hub wants encoded
+        return f"{endpoint.rstrip('/')}/{self.repo}/resolve/{rev}/{quote(self.path)}"
+
+    def registry_url(self, endpoint: str = "") -> str:
+        """Base URL of an ollama:// source's registry; ``endpoint`` overrides it (mirrors, tests)."""
+        return (endpoint or f"https://{self.registry}").rstrip("/")
+
+    def manifest_url(self, endpoint: str = "") -> str:
+        return f"{self.registry_url(endpoint)}/v2/{self.namespace}/{self.model}/manifests/{self.tag}"
+
+    def blob_url(self, digest: str, endpoint: str = "") -> str:
+        return f"{self.registry_url(endpoint)}/v2/{self.namespace}/{self.model}/blobs/{digest}"
+
+    @property
+    def manifest_path(self) -> str:
+        """Where Ollama keeps the manifest, relative to its models directory (``OLLAMA_MODELS``)."""
+        return f"manifests/{self.registry}/{self.namespace}/{self.model}/{self.tag}"
 
 
 def parse_source(uri: object) -> Source:
