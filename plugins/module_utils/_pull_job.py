@@ -109,7 +109,7 @@ def pull_job(
     if problems:
         raise InputError(problems)
     dest = mount_path.rstrip("/") + (f"/{subdir.strip('/')}" if subdir.strip("/") else "")
-    spec = {
+    spec: Dict[str, Any] = {
         "source": str(model.get("source") or ""),
         "dest": dest,
         "connections": connections,
