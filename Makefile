@@ -11,6 +11,7 @@ PYTHON ?= python3
 VENV ?= .venv
 LITELLM_VENV ?= .cache/venv-litellm
 BENCH_VENV ?= .cache/venv-bench
+PULL_BENCH_VENV ?= .cache/venv-bench-pull
 BIN := $(VENV)/bin
 INVENTORY ?= inventory/example
 PLAYBOOK_ARGS ?=
@@ -59,6 +60,13 @@ $(BENCH_VENV)/.stamp: requirements/bench.lock
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BENCH_VENV)/bin/python -m pip install --quiet -r requirements/bench.lock
 	touch $@
 
+# huggingface_hub, for the pull benchmark's comparison
+$(PULL_BENCH_VENV)/.stamp: requirements/bench-pull.lock
+	$(PYTHON) -m venv $(PULL_BENCH_VENV)
+	$(PULL_BENCH_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
+	$(PULL_BENCH_VENV)/bin/python -m pip install --quiet -r requirements/bench-pull.lock
+	touch $@
+
 # Build the collection from the checkout and install that artifact, as a user would.
 install: $(VENV)/.main.stamp
 	@mkdir -p .cache/dist
@@ -96,8 +104,9 @@ integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp install
 molecule: $(VENV)/.test.stamp install
 	$(BIN)/molecule test --all
 
-bench: $(VENV)/.test.stamp install
+bench: $(VENV)/.test.stamp $(PULL_BENCH_VENV)/.stamp install
 	$(BIN)/python benchmarks/render_speed.py
+	$(BIN)/python benchmarks/pull_speed.py --hf-python $(PULL_BENCH_VENV)/bin/python --write benchmarks/README-pull.md
 
 bench-vram: $(BENCH_VENV)/.stamp
 	$(BENCH_VENV)/bin/python benchmarks/vram_accuracy.py --write benchmarks/README-vram.md

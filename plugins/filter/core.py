@@ -24,7 +24,7 @@ from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
 from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_nodes, gpu_resource, node_gpu
 from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config, llamacpp_routes, ollama_routes
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
-from ansible_collections.homelab.ai.plugins.module_utils._pull_job import code_configmap, pull_job
+from ansible_collections.homelab.ai.plugins.module_utils._pull_job import code_configmap, pull_job, pull_wait_container
 from ansible_collections.homelab.ai.plugins.module_utils._quantity import QuantityError, to_bytes, to_quantity
 from ansible_collections.homelab.ai.plugins.module_utils._yaml import dump
 
@@ -67,4 +67,5 @@ class FilterModule:
             "to_nice_k8s_yaml": _wrap(dump),
             "pull_job": _wrap(pull_job),
             "pull_code": _wrap(code_configmap),
+            "pull_wait_container": _wrap(pull_wait_container),
         }

@@ -202,13 +202,13 @@ def flux_objects(chart: Mapping[str, Any], interval: str = "1h") -> List[Dict[st
 def apply_batches(components: Sequence[Mapping[str, Any]], namespace_objects: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     """Server-side apply order: namespaces and CRDs first, then each component's charts and objects.
 
-    Every batch is ``{name, objects, helm, wait}``; ``wait`` lists the workloads whose rollout the
-    delivery waits for.
+    Every batch is ``{name, objects, helm, wait, jobs}``; ``wait`` lists the workloads whose rollout the
+    delivery waits for, ``jobs`` the Jobs (model pulls) it waits to complete and whose failure it reports.
     """
     first = list(namespace_objects)
     for component in components:
         first.extend(obj for obj in component["objects"] if obj["kind"] in ("Namespace", "CustomResourceDefinition"))
-    batches: List[Dict[str, Any]] = [{"name": "namespaces", "objects": first, "helm": [], "wait": []}]
+    batches: List[Dict[str, Any]] = [{"name": "namespaces", "objects": first, "helm": [], "wait": [], "jobs": []}]
     for component in components:
         objects = [obj for obj in component["objects"] if obj["kind"] not in ("Namespace", "CustomResourceDefinition")]
         wait = [
@@ -216,7 +216,8 @@ def apply_batches(components: Sequence[Mapping[str, Any]], namespace_objects: Se
             for obj in objects
             if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet") and _replicas(obj) != 0
         ]
-        batches.append({"name": component["name"], "objects": objects, "helm": component["helm"], "wait": wait})
+        jobs = [{"name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"]} for obj in objects if obj["kind"] == "Job"]
+        batches.append({"name": component["name"], "objects": objects, "helm": component["helm"], "wait": wait, "jobs": jobs})
     return batches
 
 

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from ._problems import InputError, Problem
 from ._pull import PullRequest, check_request
 
-__all__ = ["CODE_MODULES", "DEFAULT_IMAGE", "PACKAGE", "code_configmap", "code_digest", "code_files", "pull_job"]
+__all__ = ["CODE_MODULES", "DEFAULT_IMAGE", "PACKAGE", "code_configmap", "code_digest", "code_files", "pull_job", "pull_wait_container"]
 
 # the stdlib-only modules the Job needs, in import order
 CODE_MODULES = ("_problems.py", "_sources.py", "_download.py", "_hf.py", "_ollama_registry.py", "_pull.py")
@@ -188,3 +188,31 @@ def pull_job(
     if code:
         return [job]
     return [code_configmap(configmap, namespace, labels), job]
+
+
+_WAIT = (
+    "import os, sys, time\n"
+    "path, started = sys.argv[1], time.monotonic()\n"
+    "while not os.path.exists(path):\n"
+    "    print(f'waiting for the model pull Job to place {path} ({time.monotonic() - started:.0f} s)', flush=True)\n"
+    "    time.sleep(10)\n"
+)
+
+
+def pull_wait_container(path: str, volume: str, mount_path: str = "/models", image: str = DEFAULT_IMAGE, run_as_user: int = 1000) -> Dict[str, Any]:
+    """An init container that holds a server back until its pull Job has renamed the verified file into place
+    (it only ever appears whole). Needed where the Job and the server start together (GitOps applies both)."""
+    return {
+        "name": "wait-for-model",
+        "image": image,
+        "command": ["python", "-c", _WAIT, path],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": run_as_user,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": volume, "mountPath": mount_path, "readOnly": True}],
+    }

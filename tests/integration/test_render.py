@@ -114,6 +114,7 @@ def test_a_second_run_and_check_mode_change_nothing(rendered, collections, age_k
     assert {p: p.read_bytes() for p in Path(tree).rglob("*") if p.is_file()} == before
 
 
+<<<<<<< HEAD
 def test_the_vram_plan_is_shown_and_written(rendered):
     tree, run = rendered
     assert "VRAM plan (what may be in use at once on each GPU):" in run.output
@@ -130,3 +131,21 @@ def test_gpu_nodes_carry_their_labels(rendered):
     labels = node["metadata"]["labels"]
     assert labels["homelab.ai/gpu.amd"] == "true" and labels["homelab.ai/gpu.amd.apu"] == "true"
     assert labels["homelab.ai/gpu.amd.memory"] == "96Gi" and labels["homelab.ai/gpu.amd.sharing"] == "exclusive"
+=======
+def test_model_pull_jobs_fill_the_volumes_before_the_servers_use_them(rendered):
+    tree, _ = rendered
+    objects = {(obj["kind"], obj["metadata"]["name"]): obj for _, obj in load_objects(tree)}
+    jobs = {obj["metadata"]["annotations"]["homelab.ai/model"]: obj for (kind, _), obj in objects.items() if kind == "Job"}
+    assert {"qwen-embed", "qwen3-30b-a3b", "llama-3.3-70b", "llama3.2", "qwen2.5-coder"} <= set(jobs)
+    embed_job = jobs["qwen-embed"]["spec"]["template"]["spec"]
+    assert embed_job["volumes"][0]["persistentVolumeClaim"]["claimName"] == "llamacpp-qwen-embed-cache"
+    assert embed_job["nodeSelector"] == {"kubernetes.io/hostname": "gpu-amd-01"}
+    embed = objects[("Deployment", "llamacpp-qwen-embed")]["spec"]["template"]["spec"]
+    args = embed["containers"][0]["args"]
+    assert args[args.index("--model") + 1] == "/models/Qwen3-Embedding-0.6B-Q8_0.gguf"
+    assert embed["initContainers"][0]["command"][-1] == "/models/Qwen3-Embedding-0.6B-Q8_0.gguf"
+    ollama_job = jobs["llama3.2"]["spec"]["template"]["spec"]
+    assert ollama_job["volumes"][0]["persistentVolumeClaim"]["claimName"] == "ollama-models"
+    assert '"dest": "/data/models"' in ollama_job["containers"][0]["args"][1]
+    assert ("ConfigMap", "llamacpp-pull-code") in objects and ("ConfigMap", "ollama-pull-code") in objects
+>>>>>>> 87b629f (Roles fill their volumes with pull Jobs (llamacpp, ollama, stable_diffusion); deliver waits for Jobs and reports failures; pull benchmark and its results; changelog)

@@ -138,7 +138,9 @@ def policy_problems(objects: Iterable[Tuple[str, Dict[str, Any]]]) -> List[str]:
             resources = container.get("resources") or {}
             if not resources.get("requests") or not resources.get("limits"):
                 problems.append(f"{name}: needs resource requests and limits")
-            if (obj["kind"], obj["metadata"]["name"]) not in NO_PROBES and obj["kind"] != "Job":
+            # init containers run to completion: the API refuses probes on them
+            init = container in pod.get("initContainers", [])
+            if (obj["kind"], obj["metadata"]["name"]) not in NO_PROBES and obj["kind"] != "Job" and not init:
                 for probe in ("readinessProbe", "livenessProbe"):
                     if probe not in container:
                         problems.append(f"{name}: has no {probe}")
