@@ -114,7 +114,6 @@ def test_a_second_run_and_check_mode_change_nothing(rendered, collections, age_k
     assert {p: p.read_bytes() for p in Path(tree).rglob("*") if p.is_file()} == before
 
 
-<<<<<<< HEAD
 def test_the_vram_plan_is_shown_and_written(rendered):
     tree, run = rendered
     assert "VRAM plan (what may be in use at once on each GPU):" in run.output
@@ -131,7 +130,8 @@ def test_gpu_nodes_carry_their_labels(rendered):
     labels = node["metadata"]["labels"]
     assert labels["homelab.ai/gpu.amd"] == "true" and labels["homelab.ai/gpu.amd.apu"] == "true"
     assert labels["homelab.ai/gpu.amd.memory"] == "96Gi" and labels["homelab.ai/gpu.amd.sharing"] == "exclusive"
-=======
+
+
 def test_model_pull_jobs_fill_the_volumes_before_the_servers_use_them(rendered):
     tree, _ = rendered
     objects = {(obj["kind"], obj["metadata"]["name"]): obj for _, obj in load_objects(tree)}
@@ -148,4 +148,3 @@ def test_model_pull_jobs_fill_the_volumes_before_the_servers_use_them(rendered):
     assert ollama_job["volumes"][0]["persistentVolumeClaim"]["claimName"] == "ollama-models"
     assert '"dest": "/data/models"' in ollama_job["containers"][0]["args"][1]
     assert ("ConfigMap", "llamacpp-pull-code") in objects and ("ConfigMap", "ollama-pull-code") in objects
->>>>>>> 87b629f (Roles fill their volumes with pull Jobs (llamacpp, ollama, stable_diffusion); deliver waits for Jobs and reports failures; pull benchmark and its results; changelog)
