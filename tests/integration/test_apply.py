@@ -92,3 +92,29 @@ def test_check_mode_is_a_server_side_dry_run(collections, age_key, tmp_path):
         assert writes and all(r.dry_run for r in writes)
         assert [o["metadata"]["name"] for o in kube.objects()] == [NODE]
         assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_apply_waits_for_the_model_pull_jobs_and_reports_a_failure(collections, age_key, tmp_path, fails):
+    with FakeKube(nodes=[NODE], failing_jobs=["pull-llama3-2-"] if fails else []) as kube:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(kube.kubeconfig())
+        run = run_site(
+            collections,
+            INVENTORY,
+            age_key=age_key,
+            extra_vars={
+                "homelab_ai_render_dir": str(tmp_path / "state"),
+                "homelab_ai_kubeconfig": str(kubeconfig),
+                "homelab_ai_mode": "apply",
+                "ollama_enabled": True,
+                "homelab_ai_models": [{"name": "llama3.2", "backend": "ollama", "source": "ollama://llama3.2:3b"}],
+            },
+        )
+        jobs = kube.objects("Job")
+        assert [job["metadata"]["annotations"]["homelab.ai/model"] for job in jobs] == ["llama3.2"]
+        if fails:
+            assert run.rc != 0
+            assert f"The model pull Job ai/{jobs[0]['metadata']['name']} failed: Job has reached the specified backoff limit" in run.output
+        else:
+            assert run.rc == 0, run.output[-3000:]

@@ -60,6 +60,7 @@ class FakeKube:
     store: Dict[Tuple[str, str, Optional[str], str], Dict[str, Any]] = field(default_factory=dict)
     log: List[Request] = field(default_factory=list)
     nodes: List[str] = field(default_factory=list)
+    failing_jobs: List[str] = field(default_factory=list)  # Jobs whose name starts so end Failed, the others Complete
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -211,6 +212,10 @@ class FakeKube:
             self._version += 1
             meta["resourceVersion"] = str(self._version)
         _rolled_out(obj)
+        if obj.get("kind") == "Job":  # no pods here: a Job finishes as soon as it is stored
+            failed = any(meta.get("name", "").startswith(prefix) for prefix in self.failing_jobs)
+            condition = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}
+            obj["status"] = {"conditions": [condition if failed else {"type": "Complete", "status": "True"}], "succeeded" if not failed else "failed": 1}
         if not dry_run:
             self.store[key] = obj
         return copy.deepcopy(obj)
