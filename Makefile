@@ -87,7 +87,7 @@ run: install age-key
 test: lint unit integration molecule
 
 lint: $(VENV)/.test.stamp install
-	$(BIN)/ruff check plugins tests benchmarks scripts
+	$(BIN)/ruff check plugins tests benchmarks scripts extensions
 	$(BIN)/mypy
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint

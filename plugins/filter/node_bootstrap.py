@@ -1,0 +1,44 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""Filters of the node bootstrap: thin wrappers over module_utils/_node_bootstrap.py and _kernel_cmdline.py."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.homelab.ai.plugins.module_utils._kernel_cmdline import CmdlineError, format_args, missing
+from ansible_collections.homelab.ai.plugins.module_utils._node_bootstrap import gtt_kernel_args, node_plan
+
+
+def node_bootstrap_plan(gpus, info, settings):
+    """What the node bootstrap does on a node (see node_plan)."""
+    try:
+        return node_plan(gpus, info, settings)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise AnsibleFilterError(f"homelab.ai.node_bootstrap_plan: {exc}") from exc
+
+
+def kernel_args_missing(cmdline, args):
+    """The arguments of ``args`` that ``cmdline`` (a running kernel's) lacks."""
+    try:
+        return missing(str(cmdline or ""), args)
+    except CmdlineError as exc:
+        raise AnsibleFilterError(f"homelab.ai.kernel_args_missing: {exc}") from exc
+
+
+def kernel_args_string(args):
+    """``name=value ...`` for a mapping of kernel arguments."""
+    try:
+        return format_args(args)
+    except CmdlineError as exc:
+        raise AnsibleFilterError(f"homelab.ai.kernel_args_string: {exc}") from exc
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "node_bootstrap_plan": node_bootstrap_plan,
+            "kernel_args_missing": kernel_args_missing,
+            "kernel_args_string": kernel_args_string,
+            "gtt_kernel_args": lambda size: gtt_kernel_args(int(size)),
+        }
