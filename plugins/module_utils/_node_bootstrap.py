@@ -38,6 +38,8 @@ BOOT_LOADERS = ("auto", "grub", "none")
 SSH_CONNECTIONS = frozenset({"ssh", "smart", "paramiko", "paramiko_ssh", "ansible.builtin.ssh", "ansible.builtin.paramiko_ssh", "ansible.netcommon.libssh"})
 GPU_GROUPS = {"amd": ("render", "video"), "intel": ("render",), "nvidia": ()}
 PAGE_SIZE = 4096  # TTM counts pages; 4 KiB on x86_64 and on the arm64 kernels distributions ship
+# keys only homelab.ai.gpu_facts puts into an entry: such an entry was detected, not declared
+_DETECTED_KEYS = ("pci_addresses", "render_nodes", "driver")
 _K3S_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+$")
 
 
@@ -55,7 +57,8 @@ def normalise_gpus(where: str, raw: Any) -> Tuple[List[Dict[str, Any]], List[Pro
     """GPU entries shaped like ``homelab_ai_gpus`` (vendor, model, memory, count, apu), memory in bytes or None.
 
     Lenient on purpose: entries detected by ``homelab.ai.gpu_facts`` carry more keys and may lack the memory;
-    the cluster preflight is where the declared entries are checked strictly.
+    the cluster preflight is where the declared entries are checked strictly. ``detected`` tells them apart:
+    the memory gpu_facts reports for an APU is the GTT the running kernel gives it, not a target.
     """
     problems: List[Problem] = []
     if raw is None:
@@ -88,6 +91,7 @@ def normalise_gpus(where: str, raw: Any) -> Tuple[List[Dict[str, Any]], List[Pro
                 "memory": _memory(f"{here}.memory", entry.get("memory"), problems),
                 "count": count,
                 "apu": apu,
+                "detected": any(key in entry for key in _DETECTED_KEYS),
             }
         )
     return gpus, problems
@@ -192,7 +196,7 @@ def gtt_size(memory_total: int, *, declared: Optional[int], override: Optional[i
     if override:
         size, source = override, "node_bootstrap_amd_gtt_size"
     elif declared:
-        size, source = declared, "the APU's memory in node_bootstrap_gpus"
+        size, source = declared, "the APU's declared memory"
     else:
         size, source = memory_total - reserve, f"memory minus node_bootstrap_amd_gtt_reserve ({format_bytes(reserve)})"
     size = (size // 2**20) * 2**20
@@ -223,6 +227,7 @@ def node_plan(gpus_raw: Any, info: Mapping[str, Any], settings: Mapping[str, Any
     """What the role does on one node. ``settings`` keys:
 
     host, container (bool), packages (the OS's package table), longhorn (bool), kernel_modules (list),
+    detected (what homelab.ai.gpu_facts found on the node, or None),
     nvidia_driver_install (bool), nvidia_driver_packages (list; empty: the OS's), amd_gtt_size, amd_gtt_reserve,
     kernel_args (dict of extra arguments), bootloader (auto, grub, none), grub_tool (the ``boot_loader`` key of
     ``node_info`` that regenerates the entries: update_grub or grubby), node_labels (dict), proc, sysfs.
@@ -247,13 +252,16 @@ def node_plan(gpus_raw: Any, info: Mapping[str, Any], settings: Mapping[str, Any
             packages += _packages(table, f"{vendor}_firmware")
 
     # what the inventory says against what the node shows
-    found = sorted({str(d.get("vendor")) for d in info.get("display_devices") or [] if d.get("vendor")})
-    for vendor in vendors:
-        if vendor not in found:
-            warnings.append(
-                f"{host}: node_bootstrap_gpus declares an {vendor} GPU, but no {vendor} display device is under {sysfs}/bus/pci/devices "
-                f"(found: {', '.join(found) or 'none'}); check the inventory, or whether the card is seated and enabled in the firmware"
-            )
+    detected = settings.get("detected")
+    if isinstance(detected, Mapping):
+        found = sorted(str(vendor) for vendor in detected.get("vendors") or [])
+        for vendor in vendors:
+            if vendor not in found:
+                warnings.append(
+                    f"{host}: node_bootstrap_gpus has an {vendor} GPU, but gpu_facts found no {vendor} display device under "
+                    f"{sysfs}/bus/pci/devices (found: {', '.join(found) or 'none'}); check the inventory, or whether the card is seated "
+                    "and enabled in the firmware"
+                )
 
     # NVIDIA: the toolkit always, the driver only when asked to
     nvidia: Dict[str, Any] = {"driver": info.get("nvidia_driver"), "installed": False, "install": False}
@@ -297,7 +305,7 @@ def node_plan(gpus_raw: Any, info: Mapping[str, Any], settings: Mapping[str, Any
         memory_total = info.get("memory_total")
         reserve = _memory(f"{host}: node_bootstrap_amd_gtt_reserve", settings.get("amd_gtt_reserve") or "8Gi", problems) or 0
         override = _memory(f"{host}: node_bootstrap_amd_gtt_size", settings.get("amd_gtt_size"), problems)
-        declared = max((gpu["memory"] or 0 for gpu in apus), default=0) or None
+        declared = max((gpu["memory"] or 0 for gpu in apus if not gpu["detected"]), default=0) or None
         if not isinstance(memory_total, int) or memory_total <= 0:
             problems.append(Problem(f"{host}: {proc}/meminfo", "has no MemTotal line", "point node_bootstrap_proc_path at the node's /proc"))
         else:

@@ -5,8 +5,8 @@
 Runs on the nodes (module ``node_info``): standard library only, Python 3.9+, reads only. Every place it
 reads is a parameter (``proc``, ``sysfs``, ``modules``, ``run``, ``root``) so that tests point it at fixture trees:
 memory size, the running kernel's command line and release, which kernel modules are loaded or installed, the
-NVIDIA driver, the PCI display devices, whether systemd runs and a reboot is flagged, the boot loader's files
-and which systemd units exist.
+NVIDIA driver, whether systemd runs and a reboot is flagged, the boot loader's files and which systemd units
+exist. The GPUs themselves are ``gpu_facts``' business.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import re
 import shutil
 from typing import Any, Dict, List, Optional, Sequence
 
-__all__ = ["PCI_VENDORS", "UNIT_DIRS", "gather_node_info"]
+__all__ = ["UNIT_DIRS", "gather_node_info"]
 
-PCI_VENDORS = {"0x10de": "nvidia", "0x1002": "amd", "0x8086": "intel"}
 UNIT_DIRS = ("etc/systemd/system", "run/systemd/system", "usr/lib/systemd/system", "lib/systemd/system")
 _NVIDIA_VERSION = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+([0-9][0-9.]*)")
 
@@ -89,34 +88,6 @@ def nvidia_driver(proc: str) -> Optional[str]:
     return match.group(1) if match else "unknown"
 
 
-def display_devices(sysfs: str) -> List[Dict[str, Optional[str]]]:
-    """PCI display controllers (class 0x03xxxx) with vendor, device id and bound driver."""
-    base = os.path.join(sysfs, "bus", "pci", "devices")
-    try:
-        addresses = sorted(os.listdir(base))
-    except OSError:
-        return []
-    devices = []
-    for address in addresses:
-        path = os.path.join(base, address)
-        pci_class = (_read(os.path.join(path, "class")) or "").strip().lower()
-        if not pci_class.startswith("0x03"):
-            continue
-        vendor_id = (_read(os.path.join(path, "vendor")) or "").strip().lower()
-        driver_link = os.path.join(path, "driver")
-        driver = os.path.basename(os.readlink(driver_link)) if os.path.islink(driver_link) else None
-        devices.append(
-            {
-                "address": address,
-                "vendor_id": vendor_id,
-                "vendor": PCI_VENDORS.get(vendor_id),
-                "device_id": (_read(os.path.join(path, "device")) or "").strip().lower(),
-                "driver": driver,
-            }
-        )
-    return devices
-
-
 def units(root: str, names: Sequence[str]) -> Dict[str, bool]:
     """Whether a systemd unit file exists for each name (``.service`` is added to names without a suffix)."""
     found = {}
@@ -158,7 +129,6 @@ def gather_node_info(
         "cmdline": cmdline.strip() if cmdline is not None else None,
         "kernel_modules": kernel_modules(proc, sysfs, modules, release, [*kernel_modules_wanted, "nvidia"]),
         "nvidia_driver": nvidia_driver(proc),
-        "display_devices": display_devices(sysfs),
         "reboot_required": os.path.exists(os.path.join(run, "reboot-required")),
         "reboot_required_pkgs": sorted(set(reboot_pkgs)),
         # sd_booted(): systemd is PID 1 exactly when this directory exists

@@ -11,9 +11,9 @@ short_description: Read what the node bootstrap needs to know about a node
 version_added: 0.1.0
 description:
   - Reads, without changing anything, the node's memory size, the running kernel's release and command line, which
-    kernel modules are loaded, built in or installed, the loaded NVIDIA driver, the PCI display devices, whether
-    systemd runs (is PID 1) and whether the package manager flagged a reboot, the boot loader's files and tools,
-    and which systemd units exist.
+    kernel modules are loaded, built in or installed, the loaded NVIDIA driver, whether systemd runs (is PID 1) and
+    whether the package manager flagged a reboot, the boot loader's files and tools, and which systemd units exist.
+  - The GPUs themselves are found by M(homelab.ai.gpu_facts).
   - Every place it reads is an option, so tests point it at fixture trees.
   - Standard library Python 3.9 or later on the node.
 author: homelab.ai developers
@@ -23,7 +23,7 @@ options:
     type: path
     default: /proc
   sysfs_path:
-    description: Where sysfs is (C(module/NAME), C(bus/pci/devices)).
+    description: Where sysfs is (C(module/NAME)).
     type: path
     default: /sys
   modules_path:
@@ -51,6 +51,7 @@ attributes:
     support: none
 seealso:
   - module: homelab.ai.kernel_cmdline
+  - module: homelab.ai.gpu_facts
 """
 
 EXAMPLES = r"""
@@ -86,10 +87,6 @@ info:
     nvidia_driver:
       description: Version of the loaded NVIDIA kernel module, or null.
       type: str
-    display_devices:
-      description: PCI display controllers with C(address), C(vendor_id), C(vendor) (nvidia, amd, intel or null), C(device_id), C(driver).
-      type: list
-      elements: dict
     reboot_required:
       description: Whether C(/run/reboot-required) exists.
       type: bool
@@ -113,7 +110,6 @@ info:
     cmdline: BOOT_IMAGE=/vmlinuz root=/dev/nvme0n1p2 ro quiet
     kernel_modules: {iscsi_tcp: {loaded: true, builtin: false, installed: true}}
     nvidia_driver: null
-    display_devices: [{address: "0000:c5:00.0", vendor_id: "0x1002", vendor: amd, device_id: "0x1586", driver: amdgpu}]
     reboot_required: false
     reboot_required_pkgs: []
     systemd_running: true

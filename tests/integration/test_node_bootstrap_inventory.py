@@ -21,25 +21,25 @@ from typing import Dict, Optional
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / ".cache" / "src"  # tests/conftest.py links the checkout there as ansible_collections/homelab/ai
-PLAYBOOK = ROOT / "playbooks" / "nodes.yml"
+from tests.support.example import ROOT
+
 BIN = Path(sys.executable).parent
 
 
-def run_nodes(tmp_path: Path, inventory: Dict, *, prefix: Optional[list] = None) -> subprocess.CompletedProcess:
+def run_nodes(tmp_path: Path, collections: Path, inventory: Dict, *, prefix: Optional[list] = None) -> subprocess.CompletedProcess:
+    """playbooks/nodes.yml of the installed collection, in check mode, on ``inventory``."""
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory), encoding="utf-8")
     env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
     env.update(
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(SOURCE),
+        ANSIBLE_COLLECTIONS_PATH=str(collections),
         ANSIBLE_HOST_KEY_CHECKING="false",
         ANSIBLE_TIMEOUT="3",
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
         ANSIBLE_REMOTE_TEMP=str(tmp_path / "remote-tmp"),
     )
-    argv = [str(BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), "--check", str(PLAYBOOK)]
+    argv = [str(BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), "--check", "homelab.ai.nodes"]
     return subprocess.run([*(prefix or []), *argv], env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path, check=False)
 
 
@@ -58,7 +58,7 @@ def node(address: str, **variables) -> Dict:
     return {"ansible_host": address, "node_bootstrap_enabled": True, **variables}
 
 
-def test_missing_ssh_user(tmp_path: Path) -> None:
+def test_missing_ssh_user(tmp_path: Path, collections: Path) -> None:
     inventory = {
         "all": {
             "children": {
@@ -71,7 +71,7 @@ def test_missing_ssh_user(tmp_path: Path) -> None:
             }
         }
     }
-    output = assert_stopped_before_any_change(run_nodes(tmp_path, inventory), "Check the node's inventory entry (without connecting)")
+    output = assert_stopped_before_any_change(run_nodes(tmp_path, collections, inventory), "Check the node's inventory entry (without connecting)")
     assert "gpu-nouser: ansible_user: is not set, so SSH would log in as the controller's user" in output
     assert "Fix: set ansible_user to the node's admin user (host_vars/gpu-nouser.yml" in output
     assert "nothing was changed on any node" in output
@@ -79,7 +79,7 @@ def test_missing_ssh_user(tmp_path: Path) -> None:
     assert "Gather the facts the bootstrap needs" not in output
 
 
-def test_host_in_both_k3s_groups(tmp_path: Path) -> None:
+def test_host_in_both_k3s_groups(tmp_path: Path, collections: Path) -> None:
     nodes = {"gpu-both": node("192.0.2.12", ansible_user="admin"), "gpu-agent": node("192.0.2.13", ansible_user="admin")}
     inventory = {
         "all": {
@@ -96,14 +96,14 @@ def test_host_in_both_k3s_groups(tmp_path: Path) -> None:
             },
         }
     }
-    output = assert_stopped_before_any_change(run_nodes(tmp_path, inventory), "Check the node's inventory entry (without connecting)")
+    output = assert_stopped_before_any_change(run_nodes(tmp_path, collections, inventory), "Check the node's inventory entry (without connecting)")
     assert "gpu-both: groups server and agent: the host is in both, but a k3s node is either a server or an agent" in output
     assert "Fix: remove gpu-both from one of the two groups" in output
     assert "gpu-agent: groups" not in output  # the agent's own entry is fine; it stops with the others all the same
     assert "Gather the facts the bootstrap needs" not in output
 
 
-def test_k3s_join_without_a_token(tmp_path: Path) -> None:
+def test_k3s_join_without_a_token(tmp_path: Path, collections: Path) -> None:
     inventory = {
         "all": {
             "children": {
@@ -113,13 +113,13 @@ def test_k3s_join_without_a_token(tmp_path: Path) -> None:
             }
         }
     }
-    output = assert_stopped_before_any_change(run_nodes(tmp_path, inventory), "Check the node's inventory entry (without connecting)")
+    output = assert_stopped_before_any_change(run_nodes(tmp_path, collections, inventory), "Check the node's inventory entry (without connecting)")
     assert "gpu-agent: node_bootstrap_k3s_token: is empty" in output
     assert "SOPS-encrypted" in output
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root for a private mount namespace (unshare --mount)")
-def test_unknown_os_family(tmp_path: Path) -> None:
+def test_unknown_os_family(tmp_path: Path, collections: Path) -> None:
     os_release = tmp_path / "os-release"
     os_release.write_text('NAME="Arch Linux"\nPRETTY_NAME="Arch Linux"\nID=arch\nBUILD_ID=rolling\n', encoding="utf-8")
     inventory = {
@@ -139,15 +139,15 @@ def test_unknown_os_family(tmp_path: Path) -> None:
     }
     # this machine, seen through a mount namespace where /etc/os-release says Arch Linux; the real file is untouched
     prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'mount --bind "{os_release}" /etc/os-release && exec "$@"', "sh"]
-    output = assert_stopped_before_any_change(run_nodes(tmp_path, inventory, prefix=prefix), "Check that the node runs a supported OS")
+    output = assert_stopped_before_any_change(run_nodes(tmp_path, collections, inventory, prefix=prefix), "Check that the node runs a supported OS")
     assert "arch-01: the OS family Archlinux (Archlinux" in output
     assert "is not supported, so nothing was changed on any node" in output
     assert "Fix: run Debian, Ubuntu or a RedHat-family distribution on the node, or set node_bootstrap_enabled: false for arch-01" in output
 
 
-def test_disabled_nodes_are_skipped_without_connecting(tmp_path: Path) -> None:
+def test_disabled_nodes_are_skipped_without_connecting(tmp_path: Path, collections: Path) -> None:
     inventory = {"all": {"children": {"homelab_ai_nodes": {"hosts": {"gpu-off": {"ansible_host": "192.0.2.16", "node_bootstrap_enabled": False}}}}}}
-    result = run_nodes(tmp_path, inventory)
+    result = run_nodes(tmp_path, collections, inventory)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Skipping gpu-off: node_bootstrap_enabled is false, so nothing connects to it." in output

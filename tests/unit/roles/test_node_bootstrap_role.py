@@ -1,6 +1,6 @@
 # Copyright: homelab.ai contributors
 # Apache License 2.0 (see LICENSE)
-"""The node_bootstrap role's interface: defaults, argument specs and the package tables agree."""
+"""The node_bootstrap role's own tables (tests/unit/roles/test_argument_specs.py checks its defaults and specs)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,7 @@ def load(path: str):
     return yaml.safe_load((ROLE / path).read_text(encoding="utf-8"))
 
 
-def test_defaults_match_the_argument_specs() -> None:
-    defaults = load("defaults/main.yml")
-    options = load("meta/argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert sorted(defaults) == sorted(options)
-    for name, option in options.items():
-        assert option.get("default") == defaults[name], name
-        assert option.get("description"), name
-
-
-def test_every_variable_carries_the_role_prefix() -> None:
-    assert all(name.startswith("node_bootstrap_") for name in load("defaults/main.yml"))
+def test_internal_variables_carry_the_role_prefix() -> None:
     assert all(name.startswith("_node_bootstrap_") for name in load("vars/main.yml"))
 
 

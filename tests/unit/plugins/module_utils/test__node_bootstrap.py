@@ -97,7 +97,7 @@ def test_bad_gpus_are_reported() -> None:
 def test_detected_gpus_with_extra_keys_and_no_memory_are_accepted() -> None:
     gpus, problems = normalise_gpus("h", [{"vendor": "intel", "model": "Arc", "memory": None, "driver": "i915", "pci_addresses": ["0000:03:00.0"]}])
     assert problems == []
-    assert gpus == [{"vendor": "intel", "model": "Arc", "memory": None, "count": 1, "apu": False}]
+    assert gpus == [{"vendor": "intel", "model": "Arc", "memory": None, "count": 1, "apu": False, "detected": True}]
     assert normalise_gpus("h", None) == ([], [])
     assert "must be a list" in str(normalise_gpus("h", {"vendor": "amd"})[1][0])
 
@@ -107,7 +107,7 @@ def test_detected_gpus_with_extra_keys_and_no_memory_are_accepted() -> None:
 
 def test_gtt_from_the_declared_memory() -> None:
     size, source = gtt_size(130862204 * 1024, declared=96 * GIB, override=None, reserve=8 * GIB)
-    assert size == 96 * GIB and "APU's memory" in source
+    assert size == 96 * GIB and source == "the APU's declared memory"
     assert gtt_kernel_args(size) == {"amdgpu.gttsize": "98304", "ttm.pages_limit": "25165824"}
 
 
@@ -137,7 +137,6 @@ def info(**overrides: Any) -> Dict[str, Any]:
         "cmdline": "BOOT_IMAGE=/vmlinuz ro quiet",
         "kernel_modules": {"iscsi_tcp": {"loaded": False}, "dm_crypt": {"loaded": True}, "nvidia": {"loaded": False, "installed": False}},
         "nvidia_driver": None,
-        "display_devices": [],
         "reboot_required": False,
         "reboot_required_pkgs": [],
         "systemd_running": True,
@@ -156,8 +155,9 @@ def plan(gpus, node=None, **settings):
     )
 
 
-def device(vendor_id: str) -> Dict[str, str]:
-    return {"address": "0000:01:00.0", "vendor_id": vendor_id, "vendor": {"0x10de": "nvidia", "0x1002": "amd", "0x8086": "intel"}[vendor_id]}
+def found(*vendors: str) -> Dict[str, Any]:
+    """What homelab.ai.gpu_facts returns, as far as the plan reads it."""
+    return {"vendors": list(vendors), "gpus": []}
 
 
 def test_a_node_without_gpus_gets_longhorns_prerequisites_only() -> None:
@@ -171,8 +171,9 @@ def test_a_node_without_gpus_gets_longhorns_prerequisites_only() -> None:
 
 
 def test_strix_halo_gets_firmware_groups_and_gtt_arguments() -> None:
-    result = plan([{"vendor": "amd", "memory": "96Gi", "apu": True}], info(display_devices=[device("0x1002")]), kernel_args={"amd_iommu": "off"})
+    result = plan([{"vendor": "amd", "memory": "96Gi", "apu": True}], detected=found("amd"), kernel_args={"amd_iommu": "off"})
     assert result["problems"] == [] and result["warnings"] == []
+    assert result["gpus"][0]["detected"] is False
     assert result["packages"] == [*PACKAGES["longhorn"], "firmware-amd-graphics"]
     assert result["gpu_groups"] == ["render", "video"]
     assert result["kernel_args"] == {"amdgpu.gttsize": "98304", "ttm.pages_limit": "25165824", "amd_iommu": "off"}
@@ -235,7 +236,7 @@ def test_nvidia_without_a_driver_stops_unless_installing_is_asked_for() -> None:
 
 def test_nvidia_with_a_driver() -> None:
     nvidia = [{"vendor": "nvidia", "memory": "24Gi"}]
-    loaded = plan(nvidia, info(nvidia_driver="570.133.07", display_devices=[device("0x10de")]))
+    loaded = plan(nvidia, info(nvidia_driver="570.133.07"), detected=found("nvidia"))
     assert loaded["problems"] == [] and loaded["reboot_reasons"] == [] and loaded["warnings"] == []
     assert loaded["nvidia"] == {"driver": "570.133.07", "installed": False, "install": False}
     installed = plan(nvidia, info(kernel_modules={"nvidia": {"loaded": False, "installed": True}}))
@@ -244,8 +245,17 @@ def test_nvidia_with_a_driver() -> None:
 
 
 def test_declared_gpus_missing_from_the_bus_are_warned_about() -> None:
-    [warning] = plan([{"vendor": "intel"}], info(display_devices=[device("0x1002")]))["warnings"]
-    assert "declares an intel GPU, but no intel display device is under /sys/bus/pci/devices (found: amd)" in warning
+    [warning] = plan([{"vendor": "intel"}], detected=found("amd"))["warnings"]
+    assert "node_bootstrap_gpus has an intel GPU, but gpu_facts found no intel display device under /sys/bus/pci/devices (found: amd)" in warning
+    assert plan([{"vendor": "intel"}])["warnings"] == []  # nothing detected: nothing to compare
+
+
+def test_a_detected_apu_gets_its_gtt_from_the_memory_not_from_the_running_gtt() -> None:
+    detected = [{"vendor": "amd", "model": "amd 0x1586", "memory": 64 * GIB, "count": 1, "apu": True, "driver": "amdgpu", "pci_addresses": ["0000:c5:00.0"]}]
+    result = plan(detected)
+    memory = 130862204 * 1024
+    assert result["gtt"]["bytes"] == ((memory - 8 * GIB) // 2**20) * 2**20
+    assert "reserve" in result["gtt"]["source"]
 
 
 def test_the_package_managers_flag_and_node_labels() -> None:
