@@ -152,3 +152,63 @@ def test_disabled_nodes_are_skipped_without_connecting(tmp_path: Path, collectio
     assert result.returncode == 0, output
     assert "Skipping gpu-off: node_bootstrap_enabled is false, so nothing connects to it." in output
     assert "UNREACHABLE" not in output
+
+
+def fixture_node(root: Path, files: Dict[str, str]) -> Dict[str, str]:
+    """A node's /proc, /sys and /lib/modules as files under ``root``; the role's path variables pointing at them."""
+    for path, text in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return {
+        "node_bootstrap_proc_path": str(root / "proc"),
+        "node_bootstrap_sysfs_path": str(root / "sys"),
+        "node_bootstrap_modules_path": str(root / "lib/modules"),
+        "node_bootstrap_dev_path": str(root / "dev"),
+    }
+
+
+NVIDIA_WITHOUT_DRIVER = {
+    "proc/meminfo": "MemTotal: 65773036 kB\n",
+    "proc/cmdline": "ro quiet\n",
+    "proc/sys/kernel/osrelease": "6.1.0-test-amd64\n",
+    "sys/bus/pci/devices/0000:01:00.0/vendor": "0x10de\n",
+    "sys/bus/pci/devices/0000:01:00.0/device": "0x27b0\n",
+    "sys/bus/pci/devices/0000:01:00.0/class": "0x030000\n",
+    "lib/modules/6.1.0-test-amd64/modules.dep": "kernel/drivers/scsi/iscsi_tcp.ko.xz:\n",
+}
+SMALL_STRIX = {
+    "proc/meminfo": "MemTotal: 65773036 kB\n",  # a 64 GB Strix Halo
+    "proc/cmdline": "ro quiet\n",
+    "proc/sys/kernel/osrelease": "6.12.38+deb12-amd64\n",
+    "sys/bus/pci/devices/0000:c5:00.0/vendor": "0x1002\n",
+    "sys/bus/pci/devices/0000:c5:00.0/device": "0x1586\n",
+    "sys/bus/pci/devices/0000:c5:00.0/class": "0x030000\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("files", "gpus", "expected"),
+    [
+        (
+            NVIDIA_WITHOUT_DRIVER,
+            [{"vendor": "nvidia", "model": "RTX 4000 SFF", "memory": "20Gi"}],
+            "node-01: NVIDIA driver: is neither loaded ({root}/proc/driver/nvidia/version) nor installed for the running kernel 6.1.0-test-amd64."
+            " Fix: install the driver",
+        ),
+        (
+            SMALL_STRIX,
+            [{"vendor": "amd", "model": "Radeon 8060S", "memory": "96Gi", "apu": True}],
+            "node-01: AMD APU GTT size: a GTT of 96.0 GiB (the APU's declared memory) leaves less than node_bootstrap_amd_gtt_reserve (8.0 GiB)",
+        ),
+    ],
+    ids=["nvidia-without-driver", "gtt-larger-than-memory"],
+)
+def test_an_unfit_node_stops_before_any_change(tmp_path: Path, collections: Path, files, gpus, expected) -> None:
+    """The node is read (this machine through a local connection, its kernel and devices from fixture files)."""
+    paths = fixture_node(tmp_path / "node", files)
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "node_bootstrap_enabled": True, "homelab_ai_gpus": gpus, **paths}
+    inventory = {"all": {"children": {"homelab_ai_nodes": {"hosts": {"node-01": host}}}}}
+    output = assert_stopped_before_any_change(run_nodes(tmp_path, collections, inventory), "Stop before any change when the node cannot be prepared")
+    assert "node-01 cannot be prepared, so nothing was changed on any node:" in output
+    assert expected.format(root=tmp_path / "node") in output
