@@ -26,6 +26,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ._hf import hf_endpoint, hf_token
 from ._sources import Source, parse_source
 
 __all__ = [
@@ -278,11 +279,12 @@ Opener = Callable[..., Any]
 def source_url(source: Source, *, timeout: float = 20, opener: Optional[Opener] = None) -> str:
     """The URL of the GGUF file a catalog source names (for Ollama: the model blob of the registry manifest)."""
     if source.scheme == "hf":
-        return f"https://huggingface.co/{source.repo}/resolve/{source.revision}/{source.path}"
+        return source.resolve_url(hf_endpoint())
     if source.scheme == "https":
         return source.url
-    manifest_url = f"https://{source.registry}/v2/{source.namespace}/{source.model}/manifests/{source.tag}"
-    request = urllib.request.Request(manifest_url, headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json", "User-Agent": _USER_AGENT})
+    request = urllib.request.Request(
+        source.manifest_url(), headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json", "User-Agent": _USER_AGENT}
+    )
     try:
         with (opener or urllib.request.urlopen)(request, timeout=timeout) as response:
             manifest = json.loads(response.read(1 << 20))
@@ -290,7 +292,7 @@ def source_url(source: Source, *, timeout: float = 20, opener: Optional[Opener] 
         raise HeaderUnavailable(f"{source.uri}: the registry manifest could not be fetched ({_reason(exc)})", _unreachable(exc), _reason(exc)) from exc
     for layer in manifest.get("layers") or []:
         if layer.get("mediaType") == "application/vnd.ollama.image.model":
-            return f"https://{source.registry}/v2/{source.namespace}/{source.model}/blobs/{layer['digest']}"
+            return source.blob_url(layer["digest"])
     raise HeaderUnavailable(f"{source.uri}: the registry manifest names no model layer")
 
 
@@ -298,11 +300,13 @@ def fetch_header(url: str, *, timeout: float = 20, opener: Optional[Opener] = No
     """Fetch a growing prefix with ``Range: bytes=0-N`` until the header parses; a server without ranges is read as a
     stream and closed once the header is in."""
     headers = {"User-Agent": _USER_AGENT}
-    if "huggingface.co/" in url and os.environ.get("HF_TOKEN"):
-        headers["Authorization"] = f"Bearer {os.environ['HF_TOKEN']}"  # gated repositories
+    token = hf_token() if url.startswith(hf_endpoint() + "/") else None  # gated repositories
     size = first
     while True:
         request = urllib.request.Request(url, headers={**headers, "Range": f"bytes=0-{size - 1}"})
+        if token:
+            # unredirected: the Hub redirects to a CDN on another host, which must never see the token
+            request.add_unredirected_header("Authorization", f"Bearer {token}")
         try:
             with (opener or urllib.request.urlopen)(request, timeout=timeout) as response:
                 data = response.read(size)

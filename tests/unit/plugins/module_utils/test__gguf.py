@@ -175,6 +175,24 @@ def test_source_urls() -> None:
     assert source_url(parse_source("https://example.org/m.gguf")) == "https://example.org/m.gguf"
 
 
+def test_hub_header_through_hf_endpoint_keeps_the_token_from_the_cdn(model: Path, monkeypatch) -> None:
+    from tests.support.model_server import ModelServer
+
+    token = "hf_gated_token_value"
+    with ModelServer(token=token) as hub:
+        hub.add_hf("org/gated", "model.gguf", model.read_bytes())
+        hub.gated.add("org/gated")
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        with pytest.raises(HeaderUnavailable):
+            fetch_header(source_url(parse_source("hf://org/gated/model.gguf")))
+        monkeypatch.setenv("HF_TOKEN", token)
+        info = fetch_header(source_url(parse_source("hf://org/gated/model.gguf")))
+        assert info.get("general.architecture") == "llama"
+        assert any(r.get("authorization") == f"Bearer {token}" for r in hub.requests("origin"))
+        assert hub.requests("cdn") and all(not r.get("authorization") for r in hub.requests("cdn"))
+
+
 def test_ollama_source_url_from_the_manifest() -> None:
     manifest = {
         "layers": [
