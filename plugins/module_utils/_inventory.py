@@ -57,6 +57,8 @@ DEFAULTS: Dict[str, Any] = {
     "homelab_ai_apply_timeout": 600,
     # the VRAM plan fails the run when what shares a GPU may need more than it holds; true only warns
     "homelab_ai_vram_overcommit": False,
+    # gated Hugging Face repositories; the pull Jobs and the VRAM plan use it
+    "homelab_ai_hf_token": "",
 }
 SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
     {

@@ -148,3 +148,20 @@ def test_model_pull_jobs_fill_the_volumes_before_the_servers_use_them(rendered):
     assert ollama_job["volumes"][0]["persistentVolumeClaim"]["claimName"] == "ollama-models"
     assert '"dest": "/data/models"' in ollama_job["containers"][0]["args"][1]
     assert ("ConfigMap", "llamacpp-pull-code") in objects and ("ConfigMap", "ollama-pull-code") in objects
+
+
+def test_a_hugging_face_token_reaches_the_pull_jobs_encrypted_only(collections, age_key, tmp_path):
+    token = "hf_" + "gatedtoken0123456789abcdef"
+    out = tmp_path / "out"
+    run = run_site(collections, EXAMPLE, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(out), "homelab_ai_hf_token": token})
+    assert run.rc == 0, run.output[-3000:]
+    tree = out / "homelab"
+    secrets = dict(decrypt_secrets(tree, str(age_key)))
+    assert secrets["llamacpp/secret-llamacpp-huggingface.sops.yaml"]["stringData"] == {"HF_TOKEN": token}
+    jobs = [obj for path, obj in load_objects(tree) if obj["kind"] == "Job" and path.startswith("llamacpp/")]
+    assert len(jobs) == 3
+    for job in jobs:
+        env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "llamacpp-huggingface"
+    assert plaintext_leaks(tree, secrets.items(), run.output) == []
+    assert token not in run.output
