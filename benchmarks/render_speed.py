@@ -44,7 +44,7 @@ def catalog(size: int):
                     "node": nodes[index % len(nodes)],
                     "context": 8192,
                     "size": "4Gi",
-                    "vram": "1Gi",
+                    "vram": "512Mi",
                     "scale_to_zero": index % 2 == 0,
                 }
             )
@@ -56,7 +56,7 @@ def timed(collections, inventory, key, out, args=()):
     run = run_site(collections, inventory, age_key=key, extra_vars={"homelab_ai_render_dir": str(out)}, args=args)
     elapsed = time.perf_counter() - start
     if run.rc != 0:
-        raise SystemExit(run.output[-3000:])
+        raise SystemExit(run.output[-6000:])
     return elapsed, run.recap["changed"]
 
 
