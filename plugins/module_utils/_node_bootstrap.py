@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ._inventory import VENDORS
 from ._kernel_cmdline import CmdlineError, missing, normalise_args
 from ._kube import GPU_LABEL_PREFIX
 from ._problems import Problem, suggest
@@ -31,7 +32,6 @@ __all__ = [
     "normalise_gpus",
 ]
 
-VENDORS = ("nvidia", "amd", "intel")
 OS_FAMILIES = ("Debian", "RedHat")
 BOOT_LOADERS = ("auto", "grub", "none")
 # connection plugins that log in as a user, so the inventory has to say which one
