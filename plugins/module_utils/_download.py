@@ -39,7 +39,7 @@ import threading
 import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 __all__ = [
@@ -171,6 +171,22 @@ class Transfer:
 
 
 # --- HTTP ----------------------------------------------------------------------------------------------------
+
+
+_T = TypeVar("_T")
+
+
+def with_retries(call: Callable[[], _T], retries: int, what: str) -> _T:
+    """A metadata request (resolve, manifest, HEAD): ``TransientError`` is retried after 1, 2, 4 ... (at most 10) s;
+    after ``retries`` retries it is a ``RemoteError`` saying ``what`` did not answer."""
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except TransientError as exc:
+            if attempt >= retries:
+                raise RemoteError(f"{what} did not answer ({exc}); run again later") from None
+            time.sleep(min(2.0**attempt, 10.0))
+    raise AssertionError("unreachable")
 
 
 def origin_of(url: str) -> str:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from typing import Mapping, Optional
 from urllib.parse import urljoin, urlsplit
 
-from ._download import HttpClient, Remote, RemoteError, TransientError, origin_of
+from ._download import HttpClient, Remote, RemoteError, TransientError, origin_of, with_retries
 from ._sources import HF_DEFAULT_ENDPOINT, Source
 
 __all__ = ["hf_endpoint", "hf_token", "resolve_hf"]
@@ -55,27 +54,25 @@ def resolve_hf(
     url = source.resolve_url(endpoint, revision)
     origin = origin_of(url)
     client = HttpClient(timeout)
+
+    def attempt() -> Remote:
+        nonlocal url
+        for _ in range(5):  # relative redirects: a renamed repo
+            resp, _ = client.request("HEAD", url, auth=auth, origin=origin, follow=False)
+            resp.read()
+            location = resp.getheader("Location")
+            if resp.status in (301, 302, 307, 308) and location and not urlsplit(location).netloc:
+                url = urljoin(url, location)
+                continue
+            break
+        if resp.status >= 500 or resp.status == 429:
+            raise TransientError(f"HTTP {resp.status}")
+        return _remote(source, endpoint, token, resp, url, auth, origin, timeout)
+
     try:
-        for attempt in range(retries + 1):
-            try:
-                for _ in range(5):  # relative redirects: a renamed repo
-                    resp, _ = client.request("HEAD", url, auth=auth, origin=origin, follow=False)
-                    resp.read()
-                    location = resp.getheader("Location")
-                    if resp.status in (301, 302, 307, 308) and location and not urlsplit(location).netloc:
-                        url = urljoin(url, location)
-                        continue
-                    break
-                if resp.status >= 500 or resp.status == 429:
-                    raise TransientError(f"HTTP {resp.status}")
-                return _remote(source, endpoint, token, resp, url, auth, origin, timeout)
-            except TransientError as exc:
-                if attempt >= retries:
-                    raise RemoteError(f"{source.uri}: the Hub at {endpoint} did not answer ({exc}); run again later") from None
-                time.sleep(min(2.0**attempt, 10.0))
+        return with_retries(attempt, retries, f"{source.uri}: the Hub at {endpoint}")
     finally:
         client.close()
-    raise AssertionError("unreachable")
 
 
 def _remote(source: Source, endpoint: str, token: Optional[str], resp: object, url: str, auth: tuple, origin: str, timeout: float) -> Remote:

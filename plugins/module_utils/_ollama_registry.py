@@ -16,11 +16,10 @@ import hashlib
 import json
 import os
 import re
-import time
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from ._download import HttpClient, Remote, RemoteError, TransientError, origin_of
+from ._download import HttpClient, Remote, RemoteError, TransientError, origin_of, with_retries
 from ._sources import OLLAMA_MANIFEST_TYPE, Source
 
 __all__ = ["Layer", "Manifest", "blob_path", "blob_remote", "fetch_manifest", "local_manifest", "manifest_path", "parse_manifest"]
@@ -74,29 +73,26 @@ def parse_manifest(raw: bytes, where: str) -> Manifest:
 def fetch_manifest(source: Source, endpoint: str = "", *, timeout: float = 30.0, retries: int = 3) -> Manifest:
     url = source.manifest_url(endpoint)
     client = HttpClient(timeout)
+
+    def attempt() -> Manifest:
+        resp, _ = client.request("GET", url, {"Accept": OLLAMA_MANIFEST_TYPE})
+        raw = resp.read()
+        if resp.status == 404:
+            raise RemoteError(
+                f"{source.uri}: the registry {source.registry_url(endpoint)} has no {source.namespace}/{source.model}:{source.tag}; "
+                "check the name and tag (ollama.com/library lists them)",
+                404,
+            )
+        if resp.status >= 500 or resp.status == 429:
+            raise TransientError(f"HTTP {resp.status}")
+        if resp.status != 200:
+            raise RemoteError(f"{source.uri}: the registry answered HTTP {resp.status} {resp.reason}", resp.status)
+        return parse_manifest(raw, source.uri)
+
     try:
-        for attempt in range(retries + 1):
-            try:
-                resp, _ = client.request("GET", url, {"Accept": OLLAMA_MANIFEST_TYPE})
-                raw = resp.read()
-                if resp.status == 404:
-                    raise RemoteError(
-                        f"{source.uri}: the registry {source.registry_url(endpoint)} has no {source.namespace}/{source.model}:{source.tag}; "
-                        "check the name and tag (ollama.com/library lists them)",
-                        404,
-                    )
-                if resp.status >= 500 or resp.status == 429:
-                    raise TransientError(f"HTTP {resp.status}")
-                if resp.status != 200:
-                    raise RemoteError(f"{source.uri}: the registry answered HTTP {resp.status} {resp.reason}", resp.status)
-                return parse_manifest(raw, source.uri)
-            except TransientError as exc:
-                if attempt >= retries:
-                    raise RemoteError(f"{source.uri}: the registry at {source.registry_url(endpoint)} did not answer ({exc}); run again later") from None
-                time.sleep(min(2.0**attempt, 10.0))
+        return with_retries(attempt, retries, f"{source.uri}: the registry at {source.registry_url(endpoint)}")
     finally:
         client.close()
-    raise AssertionError("unreachable")
 
 
 def blob_remote(source: Source, layer: Layer, endpoint: str = "") -> Remote:

@@ -288,21 +288,19 @@ class _File:
 
 def _resolve_https(source: Source, req: PullRequest) -> Remote:
     """A plain URL: HEAD for its size (and whether it serves ranges); the sha256 only where the user gives it."""
-    from ._download import HttpClient, RemoteError, TransientError, origin_of
+    from ._download import HttpClient, RemoteError, TransientError, origin_of, with_retries
 
     client = HttpClient(req.timeout)
+
+    def head() -> tuple:
+        resp, url = client.request("HEAD", source.url)
+        resp.read()
+        if resp.status >= 500 or resp.status == 429:
+            raise TransientError(f"HTTP {resp.status}")
+        return resp, url
+
     try:
-        for attempt in range(req.retries + 1):
-            try:
-                resp, url = client.request("HEAD", source.url)
-                resp.read()
-                if resp.status >= 500 or resp.status == 429:
-                    raise TransientError(f"HTTP {resp.status}")
-                break
-            except TransientError as exc:
-                if attempt >= req.retries:
-                    raise RemoteError(f"{source.uri} did not answer ({exc}); run again later") from None
-                time.sleep(min(2.0**attempt, 10.0))
+        resp, url = with_retries(head, req.retries, source.uri)
     finally:
         client.close()
     if resp.status in (405, 501):  # no HEAD: one plain stream, size unknown
@@ -327,9 +325,7 @@ class _Ollama:
     def result(self, changed: bool, action: str, manifest: Optional[Manifest], **kw: Any) -> PullResult:
         size = manifest.size if manifest else 0
         digest = manifest.digest if manifest else ""
-        return PullResult(
-            changed=changed, action=action, source=self.req.source, path=self.manifest_file, size=size, sha256=digest, revision=digest, **kw
-        )
+        return PullResult(changed=changed, action=action, source=self.req.source, path=self.manifest_file, size=size, sha256=digest, revision=digest, **kw)
 
     def run(self) -> PullResult:
         if self.req.state == "absent":
