@@ -21,7 +21,7 @@ from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
     nvidia_device_plugin_config,
     nvidia_device_plugin_configmap,
 )
-from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_nodes, gpu_resource, node_gpu
+from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_resource, node_gpu
 from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config, llamacpp_routes, ollama_routes
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
 from ansible_collections.homelab.ai.plugins.module_utils._pull_job import code_configmap, pull_job, pull_wait_container
@@ -54,7 +54,6 @@ class FilterModule:
             "llamacpp_routes": _wrap(llamacpp_routes),
             "ollama_routes": _wrap(ollama_routes),
             "gpu_resource": _wrap(gpu_resource),
-            "gpu_nodes": _wrap(gpu_nodes),
             "cache_size": _wrap(cache_size),
             "node_gpu": _wrap(node_gpu),
             "gpu_node_labels": _wrap(gpu_node_labels),

@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from ._quantity import to_bytes, to_quantity
 
-__all__ = ["GPU_LABEL_PREFIX", "GPU_RESOURCES", "cache_size", "gpu_nodes", "gpu_resource", "node_gpu"]
+__all__ = ["GPU_LABEL_PREFIX", "GPU_RESOURCES", "cache_size", "gpu_resource", "node_gpu"]
 
 GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu", "intel": "gpu.intel.com/i915"}
 GPU_LABEL_PREFIX = "homelab.ai/gpu"
@@ -51,26 +51,6 @@ def node_gpu(inventory: Mapping[str, Any], node: Optional[str], vendor: Optional
                 "apu": gpu["apu"],
             }
     raise ValueError(f"{node!r} is not a node of the inventory; use one of {', '.join(n['host'] for n in inventory['nodes'])}")
-
-
-def gpu_nodes(inventory: Mapping[str, Any], vendor: str) -> List[Dict[str, Any]]:
-    """The nodes with GPUs of ``vendor`` and how their device plugin shares them (one setting per node)."""
-    nodes = []
-    for node in inventory["nodes"]:
-        gpus = [g for g in node["gpus"] if g["vendor"] == vendor]
-        if gpus:
-            first = gpus[0]  # the preflight makes every GPU of a vendor on a node share alike
-            nodes.append(
-                {
-                    "name": node["name"],
-                    "host": node["host"],
-                    "count": sum(g["count"] for g in gpus),
-                    "replicas": first["replicas"],
-                    "rename_by_default": first["rename_by_default"],
-                    "fail_requests_greater_than_one": first["fail_requests_greater_than_one"],
-                }
-            )
-    return nodes
 
 
 _GI = 2**30

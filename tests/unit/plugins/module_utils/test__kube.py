@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.homelab.ai.plugins.module_utils._inventory import build_inventory
-from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_nodes, gpu_resource, node_gpu
+from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_resource, node_gpu
 from tests.support.example import example_inventory
 
 
@@ -27,11 +27,6 @@ def test_renamed_shared_nvidia_resource():
     assert gpu_resource("nvidia", rename_shared=True) == "nvidia.com/gpu.shared"
     with pytest.raises(ValueError):
         gpu_resource("matrox")
-
-
-def test_gpu_nodes_of_a_vendor():
-    assert [(n["name"], n["replicas"]) for n in gpu_nodes(inventory(), "amd")] == [("gpu-amd-01", 1), ("strix-01", 1), ("strix-02", 1)]
-    assert gpu_nodes(inventory(), "intel")[0]["replicas"] == 2
 
 
 def test_cache_size():
