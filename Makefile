@@ -12,6 +12,11 @@ VENV ?= .venv
 LITELLM_VENV ?= .cache/venv-litellm
 BENCH_VENV ?= .cache/venv-bench
 PULL_BENCH_VENV ?= .cache/venv-bench-pull
+# llama-server for the end-to-end test: the llama.cpp release the llamacpp role's images carry (llamacpp_images),
+# built from the sources llama-cpp-python's sdist vendors (requirements/llama-server.lock pins that sdist)
+LLAMA_CPP_RELEASE := b11312
+LLAMA_CPP_COMMIT := 0c1e57098
+LLAMA_SERVER_DIR ?= .cache/llama-server
 BIN := $(VENV)/bin
 INVENTORY ?= inventory/example
 PLAYBOOK_ARGS ?=
@@ -25,12 +30,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SOPS_AGE_KEY_FILE := $(AGE_KEY)
 
-.PHONY: help run test install lint unit integration molecule bench bench-vram age-key clean
+.PHONY: help run test install lint unit integration molecule bench bench-gateway bench-vram age-key clean
 
 help:
 	@echo "make run     set up and run site.yml on $(INVENTORY) (render mode: writes build/<cluster>/)"
 	@echo "make test    lint, unit, integration and molecule tests"
 	@echo "make bench   benchmarks (results go into README.md by hand)"
+	@echo "make bench-gateway  what LiteLLM costs: time to first token and tokens/s through it and straight to llama-server"
 	@echo "make bench-vram  VRAM estimate against llama.cpp (builds llama.cpp first: ~9 min), into benchmarks/README-vram.md"
 
 # --- set-up -------------------------------------------------------------------------------------
@@ -53,7 +59,14 @@ $(LITELLM_VENV)/.stamp: requirements/litellm.lock
 	$(LITELLM_VENV)/bin/python -m pip install --quiet -r requirements/litellm.lock
 	touch $@
 
-# llama-cpp-python compiles llama.cpp: a venv of its own, made only for the VRAM benchmark
+# about 8 minutes on 2 cores, once: the binary stays in .cache until the lock or the script changes. Where it
+# cannot be built, the end-to-end test falls back to llama-cpp-python's server and says so; the next run tries again.
+$(LLAMA_SERVER_DIR)/.stamp: requirements/llama-server.lock scripts/build-llama-server.sh
+	if scripts/build-llama-server.sh $(LLAMA_SERVER_DIR) $(LLAMA_CPP_RELEASE) $(LLAMA_CPP_COMMIT); then touch $@; else \
+		echo "llama-server could not be built: the end-to-end test falls back to llama-cpp-python's server" >&2; \
+		rm -rf $(LLAMA_SERVER_DIR); $(MAKE) $(BENCH_VENV)/.stamp; fi
+
+# llama-cpp-python compiles llama.cpp: a venv of its own, for the VRAM benchmark and the end-to-end fallback
 $(BENCH_VENV)/.stamp: requirements/bench.lock
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
@@ -98,15 +111,21 @@ lint: $(VENV)/.test.stamp install
 unit: $(VENV)/.test.stamp
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
-integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp install
-	LITELLM_BIN=$(CURDIR)/$(LITELLM_VENV)/bin/litellm $(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS)
+integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp $(LLAMA_SERVER_DIR)/.stamp install
+	LITELLM_BIN=$(CURDIR)/$(LITELLM_VENV)/bin/litellm LLAMA_SERVER_BIN=$(CURDIR)/$(LLAMA_SERVER_DIR)/llama-server \
+		LLAMA_CPP_PYTHON=$(CURDIR)/$(BENCH_VENV)/bin/python $(BIN)/python -m pytest -q -rs tests/integration $(PYTEST_ARGS)
 
 molecule: $(VENV)/.test.stamp install
 	$(BIN)/molecule test --all
 
-bench: $(VENV)/.test.stamp $(PULL_BENCH_VENV)/.stamp install
+bench: $(VENV)/.test.stamp $(PULL_BENCH_VENV)/.stamp install bench-gateway
 	$(BIN)/python benchmarks/render_speed.py
 	$(BIN)/python benchmarks/pull_speed.py --hf-python $(PULL_BENCH_VENV)/bin/python --write benchmarks/README-pull.md
+
+# time to first token and tokens/s through LiteLLM against straight to llama-server
+bench-gateway: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp $(LLAMA_SERVER_DIR)/.stamp install
+	LITELLM_BIN=$(CURDIR)/$(LITELLM_VENV)/bin/litellm LLAMA_SERVER_BIN=$(CURDIR)/$(LLAMA_SERVER_DIR)/llama-server \
+		$(BIN)/python benchmarks/gateway_overhead.py --write benchmarks/README-gateway.md
 
 bench-vram: $(BENCH_VENV)/.stamp
 	$(BENCH_VENV)/bin/python benchmarks/vram_accuracy.py --write benchmarks/README-vram.md

@@ -43,12 +43,12 @@ def _import_collection() -> None:
         with contextlib.suppress(FileExistsError):
             os.symlink(ROOT, link)
     sys.path.insert(0, str(base))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(ROOT))  # tests.support
 
 
 _import_collection()
 
-from gguf_models import Shape, write_model  # noqa: E402
+from tests.support.gguf_models import Shape, write_model  # noqa: E402
 
 SHAPES = [
     Shape("s-f16", n_layer=4, n_embd=256, n_head=4, n_head_kv=4, n_ff=704, n_vocab=4000, weights="f16"),

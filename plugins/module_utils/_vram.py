@@ -11,7 +11,8 @@ Workloads are what the component roles register as ``gpu_workloads`` (see ``GpuW
   before any download and cached on the controller; else the catalog's ``vram``, else its ``size`` plus an
   allowance, with a note saying so. A catalog ``vram`` always wins over an estimate.
 - Ollama: the declared budget (``ollama_vram``), else the largest of its models (each estimated as above, or from
-  the parameter count in its tag), times the models it keeps loaded at once.
+  the parameter count in its tag), times the models it keeps loaded at once; nothing when the catalog gives it no
+  model.
 - Stable Diffusion and anything else: the declared budget.
 
 The llama.cpp estimate follows what llama.cpp allocates (measured, see benchmarks/README-vram.md):
@@ -560,6 +561,10 @@ class _Sizer:
             sized = self._llamacpp(workload, entry)
         elif workload.kind == "ollama" and workload.models:
             sized = self._ollama(workload, entry)
+        elif workload.kind == "ollama":
+            # Ollama holds GPU memory only for a loaded model, and LiteLLM routes only catalog models to it
+            entry.basis = "no catalog models: loads none"
+            return entry
         else:
             sized = None
             self._no_budget(workload)

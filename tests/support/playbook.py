@@ -56,6 +56,7 @@ def run_site(
     extra_vars: Optional[Mapping[str, Any]] = None,
     args: Sequence[str] = (),
     cwd: Optional[Path] = None,
+    env: Optional[Mapping[str, str]] = None,
 ) -> Run:
     env = {
         **os.environ,
@@ -69,6 +70,7 @@ def run_site(
         "HTTPS_PROXY": "http://127.0.0.1:9",
         "NO_PROXY": "127.0.0.1,localhost",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **dict(env or {}),
     }
     command = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / "site.yml"), *args]
     # the VRAM plan plans from the catalog: no GGUF headers are fetched from hubs in tests

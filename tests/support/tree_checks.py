@@ -8,6 +8,9 @@
   and every custom resource against its CRD's schema (tests/fixtures/crds);
 - every kustomization lists exactly the files beside it, and every listed path exists;
 - the workloads follow the collection's policy: pinned images, requests and limits, probes, no privilege escalation;
+- the objects agree with each other: every LiteLLM route reaches, through its Service, the container port where its
+  llama-server listens under the route's model name; probes name a container port; an ElastiService names the
+  Service and Deployment of one model, and only a Deployment without a fixed replica count has one;
 - with an age key: every Secret decrypts, validates, and none of its values appears in plain text anywhere.
 """
 
@@ -20,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -153,6 +157,115 @@ def policy_problems(objects: Iterable[Tuple[str, Dict[str, Any]]]) -> List[str]:
     return problems
 
 
+def selected_workloads(objects: Iterable[Dict[str, Any]], service: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The Deployments and StatefulSets whose pods a Service selects."""
+    selector = service["spec"].get("selector") or {}
+    namespace = service["metadata"].get("namespace", "")
+    return [
+        o
+        for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet")
+        and o["metadata"].get("namespace", "") == namespace
+        and selector
+        and all(o["spec"]["template"]["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())
+    ]
+
+
+def container_port(pod_spec: Dict[str, Any], target: Any) -> Optional[Tuple[Dict[str, Any], int]]:
+    """(container, port) that a Service targetPort or probe port (a number or a port name) reaches."""
+    for container in pod_spec.get("containers", []):
+        for port in container.get("ports", []):
+            if target in (port.get("name"), port["containerPort"]):
+                return container, int(port["containerPort"])
+    return None
+
+
+def _flag(args: List[str], flag: str) -> Optional[str]:
+    return args[args.index(flag) + 1] if flag in args[:-1] else None
+
+
+def wiring_problems(objects: Iterable[Dict[str, Any]]) -> List[str]:
+    """Names and ports that must agree between objects (a mismatch renders and validates, then fails in the cluster)."""
+    objects = list(objects)
+    problems: List[str] = []
+    services = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in objects if o["kind"] == "Service"}
+    deployments = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in objects if o["kind"] == "Deployment"}
+
+    for obj in objects:
+        if obj["kind"] not in WORKLOAD_KINDS:
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        for container in pod.get("containers", []):
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                port = ((container.get(probe) or {}).get("httpGet") or {}).get("port")
+                if port is not None and container_port({"containers": [container]}, port) is None:
+                    problems.append(f"{obj['kind']} {obj['metadata']['name']}: {probe} port {port!r} is no port of container {container['name']}")
+
+    routed = set()
+    for configmap in (o for o in objects if o["kind"] == "ConfigMap" and "config.yaml" in (o.get("data") or {})):
+        config = yaml.safe_load(configmap["data"]["config.yaml"]) or {}
+        for entry in config.get("model_list") or []:
+            name, params = entry["model_name"], entry["litellm_params"]
+            where = f"LiteLLM route {name}"
+            routed.add(name)
+            url = urlsplit(params.get("api_base", ""))
+            host = (url.hostname or "").split(".")
+            if len(host) < 3 or host[2] != "svc":
+                problems.append(f"{where}: api_base {params.get('api_base')!r} is not a cluster Service address")
+                continue
+            service = services.get((host[1], host[0]))
+            if not service:
+                problems.append(f"{where}: api_base names Service {host[1]}/{host[0]}, which is not rendered")
+                continue
+            ports = [p for p in service["spec"]["ports"] if int(p["port"]) == (url.port or 80)]
+            if not ports:
+                problems.append(f"{where}: api_base port {url.port} is no port of Service {host[0]} ({[p['port'] for p in service['spec']['ports']]})")
+                continue
+            workloads = selected_workloads(objects, service)
+            if len(workloads) != 1:
+                problems.append(f"{where}: Service {host[0]} selects {len(workloads)} workloads, not one")
+                continue
+            (workload,) = workloads
+            found = container_port(workload["spec"]["template"]["spec"], ports[0].get("targetPort", ports[0]["port"]))
+            if not found:
+                problems.append(f"{where}: Service {host[0]} targets port {ports[0].get('targetPort')!r}, which {workload['metadata']['name']} does not expose")
+                continue
+            container, port = found
+            if "llama.cpp" not in container.get("image", ""):
+                continue
+            args = [str(a) for a in container.get("args", [])]
+            if _flag(args, "--port") != str(port):
+                problems.append(f"{where}: llama-server listens on {_flag(args, '--port')}, its container port is {port}")
+            model = params.get("model", "").split("/", 1)[-1]
+            if _flag(args, "--alias") != model:
+                problems.append(f"{where}: llama-server answers to {_flag(args, '--alias')!r}, LiteLLM asks for {model!r}")
+
+    for (_namespace, name), deployment in deployments.items():
+        model = (deployment["metadata"].get("annotations") or {}).get("homelab.ai/model")
+        if model and routed and model not in routed:
+            problems.append(f"Deployment {name}: model {model!r} has no LiteLLM route")
+    scaled = set()
+    for elasti in (o for o in objects if o["kind"] == "ElastiService"):
+        namespace, spec = elasti["metadata"].get("namespace", ""), elasti["spec"]
+        where = f"ElastiService {elasti['metadata']['name']}"
+        service, target = services.get((namespace, spec.get("service"))), spec.get("scaleTargetRef") or {}
+        deployment = deployments.get((namespace, target.get("name"))) if target.get("kind") == "Deployment" else None
+        if not service:
+            problems.append(f"{where}: service {spec.get('service')!r} is not rendered")
+        if not deployment:
+            problems.append(f"{where}: scaleTargetRef {target.get('kind')} {target.get('name')!r} is not rendered")
+        if service and deployment and deployment not in selected_workloads(objects, service):
+            problems.append(f"{where}: Service {service['metadata']['name']} does not select Deployment {deployment['metadata']['name']}")
+        if deployment:
+            scaled.add((namespace, deployment["metadata"]["name"]))
+            if "replicas" in deployment["spec"]:
+                problems.append(f"{where}: Deployment {deployment['metadata']['name']} fixes replicas, which fights the scaler")
+    for key, deployment in deployments.items():
+        if (deployment["metadata"].get("annotations") or {}).get("homelab.ai/model") and "replicas" not in deployment["spec"] and key not in scaled:
+            problems.append(f"Deployment {key[1]}: no replica count and no ElastiService to scale it")
+    return problems
+
+
 def decrypt_secrets(root: Path, age_key: str, sops: Optional[str] = None) -> List[Tuple[str, Dict[str, Any]]]:
     sops = sops or os.path.join(os.path.dirname(sys.executable), "sops")
     secrets = []
@@ -184,6 +297,7 @@ def check_tree(root: Path, age_key: Optional[str] = None) -> List[str]:
     problems, _unchecked = schema_problems(objects)
     problems += kustomization_problems(root)
     problems += policy_problems(objects)
+    problems += wiring_problems(obj for _, obj in objects)
     if age_key:
         secrets = decrypt_secrets(root, age_key)
         problems += schema_problems(secrets)[0]

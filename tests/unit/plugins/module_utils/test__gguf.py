@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,9 +26,7 @@ from ansible_collections.homelab.ai.plugins.module_utils._gguf import (
     source_url,
 )
 from ansible_collections.homelab.ai.plugins.module_utils._sources import parse_source
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "benchmarks"))
-from gguf_models import Shape, write_model
+from tests.support.gguf_models import Shape, write_model
 
 SHAPE = Shape("tiny", n_layer=3, n_embd=128, n_head=4, n_head_kv=2, n_ff=352, n_vocab=1000, weights="q8_0")
 

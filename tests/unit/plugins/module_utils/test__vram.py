@@ -309,6 +309,19 @@ def test_ollama_keeps_several_models_loaded() -> None:
     assert "2 loaded at once" in ollama(two).basis
 
 
+def test_ollama_without_catalog_models_plans_nothing() -> None:
+    # a catalog of llama.cpp models only: the Ollama server loads nothing, and needs no budget
+    inv = example_inventory()
+    inv["models"] = [m for m in inv["models"] if m["backend"] != "ollama"]
+    plan = make_vram_plan(inv, components_of(inv), header=offline)
+    assert not plan.problems
+    (ollama,) = [e for row in plan.rows for e in row.entries if e.workload == "ollama"]
+    assert (ollama.bytes, ollama.basis) == (0, "no catalog models: loads none")
+    # a declared budget still counts
+    plan = make_vram_plan(inv, components_of(inv, ollama_vram=4 * GIB), header=offline)
+    assert [e.bytes for row in plan.rows for e in row.entries if e.workload == "ollama"] == [4 * GIB]
+
+
 def test_more_workloads_than_exclusive_gpus_warns() -> None:
     inv = example_inventory()
     strix = node_gpu(inv, "strix-01")

@@ -12,10 +12,9 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.homelab.ai.plugins.module_utils._gguf import HeaderCache, read_local
 from ansible_collections.homelab.ai.plugins.modules import vram_plan
+from tests.support.gguf_models import Shape, write_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "benchmarks"))
-from gguf_models import Shape, write_model
 from test__vram import GIB, components_of, example_inventory
 
 

@@ -2,7 +2,7 @@
 # Apache License 2.0 (see LICENSE)
 """Random-weight LLaMA-architecture GGUF files of any shape, written with ``gguf.GGUFWriter``.
 
-Used by the VRAM accuracy benchmark and the unit tests. Tensors are given shaped like PyTorch Linear
+Used by the unit tests, the end-to-end test and the benchmarks. Tensors are given shaped like PyTorch Linear
 weights ``(out, in)``; the writer reverses them into GGUF's order. The tokenizer is SentencePiece-style
 (``llama``) with byte tokens, which is what llama.cpp needs to load the model.
 """
@@ -31,6 +31,8 @@ class Shape:
     n_expert: int = 0  # a mixture of experts (Mixtral-style) with n_ff per expert
     n_expert_used: int = 0
     ctx_train: int = 32768
+    pooling: str = ""  # mean | cls | last: an embedding model (llama-server --embeddings needs a pooling type)
+    chat_template: str = ""  # Jinja, as in tokenizer.chat_template; empty: llama.cpp's default
 
     @property
     def d_head(self) -> int:
@@ -64,6 +66,10 @@ def write_model(path: Path, shape: Shape, seed: int = 0) -> Path:
         writer.add_key_length(shape.head_dim)
         writer.add_value_length(shape.head_dim)
     writer.add_file_type(int(_TYPES[shape.weights]) if shape.weights != "q4_0" else 2)
+    if shape.pooling:
+        writer.add_pooling_type(gguf.PoolingType[shape.pooling.upper()])
+    if shape.chat_template:
+        writer.add_chat_template(shape.chat_template)
     _tokenizer(writer, shape.n_vocab)
 
     def matrix(name: str, rows: int, cols: int, experts: int = 0) -> None:

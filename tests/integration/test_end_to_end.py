@@ -1,0 +1,225 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""The data path with the real programs on loopback: model pull -> llama-server -> LiteLLM -> an OpenAI client.
+
+site.yml renders the example homelab with a catalog of two tiny generated models (a chat model that scales to zero,
+an embedding model pinned by digest). The pull Jobs' own code fetches them from the Hugging Face stand-in; the real
+``llama-server`` (built from the llama.cpp release the rendered images carry) starts with each rendered Deployment's
+arguments, and the real LiteLLM proxy (the release of the rendered image) with the rendered config and the master key
+from the SOPS-encrypted Secret. Random weights answer gibberish: the checks are on structure and token counts.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import urllib.error
+import urllib.request
+import warnings
+
+import openai
+import pytest
+
+from tests.support.e2e import CHAT, EMBED, EOS, LITELLM, LLAMA_CPP_PYTHON, LLAMA_SERVER, Stack, binary_release, describe, fallback_release, sha256_of
+from tests.support.local_pods import session_alive
+from tests.support.tree_checks import wiring_problems
+
+MAX_TOKENS = 12
+NO_EOS = {str(EOS): -100}  # random weights may pick end-of-sequence at any step: exact token counts need it away
+
+
+@pytest.fixture(scope="module")
+def stack(collections, age_key, tmp_path_factory):
+    missing = [f"LiteLLM at {LITELLM}"] if not LITELLM.exists() else []
+    if not LLAMA_SERVER.exists() and not fallback_release():
+        missing.append(f"llama-server at {LLAMA_SERVER} (nor llama-cpp-python's server at {LLAMA_CPP_PYTHON})")
+    if missing:
+        pytest.skip(f"no {' and no '.join(missing)}: `make integration` builds and installs them")
+    stack = Stack(collections, age_key, tmp_path_factory.mktemp("e2e")).start()
+    print("\n" + describe(stack))
+    if stack.fallback:
+        warnings.warn(UserWarning(stack.fallback), stacklevel=1)
+    yield stack
+    exited = [s.name for s in stack.cluster.started if s.process.poll() is not None]
+    pids = [started.process.pid for started in stack.cluster.started]
+    killed = stack.stop()
+    assert not exited, f"{exited} exited during the tests"
+    assert not killed, f"{killed} did not stop on SIGTERM within 20 s"
+    assert not [pid for pid in pids if session_alive(pid)], "a process the test started still runs"
+
+
+@pytest.fixture(scope="module")
+def client(stack):
+    return openai.OpenAI(base_url=stack.gateway_url, api_key=stack.master_key, max_retries=0, timeout=60)
+
+
+def objects(stack):
+    return stack.cluster.objects
+
+
+def test_the_pull_jobs_placed_each_model_whole_and_verified(stack):
+    for name, path in stack.pulled.items():
+        assert sha256_of(path) == sha256_of(stack.files[name]), name
+        assert {m.why for m in stack.pull_mapped[name]} <= {"path", "host"}, stack.pull_mapped[name]
+    # the Hub sent each file once: the stand-in's CDN served the bytes, whole
+    sent = {r["path"].rsplit("/", 1)[-1] for r in stack.hub.requests("origin") if r["method"] == "GET"}
+    assert {CHAT.filename, EMBED.filename} <= sent
+
+
+def only_with_llama_server(stack):
+    if stack.fallback:
+        pytest.skip(stack.fallback)
+
+
+def test_llama_server_runs_with_the_rendered_arguments(stack):
+    only_with_llama_server(stack)
+    for name, started in stack.servers.items():
+        container = stack.deployment_of(name)["spec"]["template"]["spec"]["containers"][0]
+        rendered, local = [str(a) for a in container["args"]], started.argv[1:]
+        assert len(local) == len(rendered)
+        changed = {(i, r, v) for i, (r, v) in enumerate(zip(rendered, local)) if r != v}
+        assert changed == {(int(m.where[5:-1]), m.rendered, m.local) for m in started.mapped if m.where.startswith("args[")}
+        assert {m.why for m in started.mapped} == {"path", "host", "port"}, started.mapped
+        # the environment too: each rendered variable, its value kept or its path mapped
+        env_mapped = {m.where[4:]: m.local for m in started.mapped if m.where.startswith("env ")}
+        assert {e["name"]: env_mapped.get(e["name"], e["value"]) for e in container["env"]}.items() <= started.env.items()
+        # the image's llama.cpp release is the one that runs here
+        assert container["image"].endswith("-" + binary_release(stack.llama_server)), container["image"]
+
+
+def test_the_rendered_objects_agree_with_each_other(stack):
+    assert wiring_problems(objects(stack)) == []
+    # the scale-to-zero model has its ElastiService, the other a fixed replica count
+    (elasti,) = [o for o in objects(stack) if o["kind"] == "ElastiService"]
+    assert elasti["spec"]["scaleTargetRef"]["name"] == stack.deployment_of(CHAT.name)["metadata"]["name"]
+    assert stack.deployment_of(EMBED.name)["spec"]["replicas"] == 1
+
+
+def _find(objs, kind, name):
+    return next(o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+@pytest.mark.parametrize(
+    "break_it, expected",
+    [
+        (lambda o: _find(o, "Service", "llamacpp-tiny-chat")["spec"]["ports"][0].update(port=8081), "api_base port 8080 is no port of Service"),
+        (lambda o: _find(o, "Service", "llamacpp-tiny-chat")["spec"]["ports"][0].update(targetPort="web"), "targets port 'web'"),
+        (lambda o: _find(o, "ElastiService", "llamacpp-tiny-chat")["spec"].update(service="llamacpp-tiny"), "service 'llamacpp-tiny' is not rendered"),
+        (lambda o: _find(o, "ElastiService", "llamacpp-tiny-chat")["spec"]["scaleTargetRef"].update(name="llamacpp-tiny-embed"), "does not select"),
+        (lambda o: _container(o, "llamacpp-tiny-embed")["ports"][0].update(containerPort=9090), "listens on 8080, its container port is 9090"),
+        (lambda o: _container(o, "llamacpp-tiny-embed")["args"].__setitem__(5, "qwen-embed"), "answers to 'qwen-embed'"),
+        (lambda o: _find(o, "Deployment", "llamacpp-tiny-chat")["spec"].update(replicas=1), "fixes replicas"),
+        (lambda o: _find(o, "Deployment", "llamacpp-tiny-embed")["spec"].pop("replicas"), "no replica count and no ElastiService"),
+        (lambda o: _container(o, "llamacpp-tiny-chat")["readinessProbe"]["httpGet"].update(port="metrics"), "readinessProbe port 'metrics'"),
+    ],
+    ids=["service-port", "target-port", "elasti-service", "elasti-target", "container-port", "alias", "replicas", "no-scaler", "probe-port"],
+)
+def test_a_mismatch_between_objects_fails(stack, break_it, expected):
+    objs = copy.deepcopy(objects(stack))
+    break_it(objs)
+    problems = wiring_problems(objs)
+    assert any(expected in p for p in problems), problems
+
+
+def _container(objs, deployment):
+    return _find(objs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_each_server_answers_under_its_catalog_name_and_exports_what_scale_to_zero_reads(stack):
+    for name in stack.servers:
+        with urllib.request.urlopen(stack.server_url(name) + "/models", timeout=10) as response:
+            assert [m["id"] for m in json.load(response)["data"]] == [name]
+    # the ElastiService's Prometheus query reads these counters of the chat server (its pod annotation says /metrics)
+    only_with_llama_server(stack)
+    (elasti,) = [o for o in objects(stack) if o["kind"] == "ElastiService"]
+    wanted = set(re.findall(r"llamacpp:[a-z_]+", elasti["spec"]["triggers"][0]["metadata"]["query"]))
+    with urllib.request.urlopen(stack.server_url(CHAT.name).removesuffix("/v1") + "/metrics", timeout=10) as response:
+        exported = set(re.findall(r"^(llamacpp:[a-z_]+)", response.read().decode(), re.M))
+    assert wanted and wanted <= exported, (wanted, exported)
+
+
+def test_the_gateway_lists_the_catalog(client):
+    assert sorted(m.id for m in client.models.list()) == sorted([CHAT.name, EMBED.name])
+
+
+def test_a_chat_completion_through_the_gateway(client):
+    answer = client.chat.completions.create(
+        model=CHAT.name, messages=[{"role": "user", "content": "Say something."}], max_tokens=MAX_TOKENS, logit_bias=NO_EOS, temperature=0
+    )
+    (choice,) = answer.choices
+    assert answer.model.endswith(CHAT.name)
+    assert choice.message.role == "assistant" and isinstance(choice.message.content, str) and choice.message.content
+    assert choice.finish_reason == "length"
+    assert answer.usage.completion_tokens == MAX_TOKENS
+    assert answer.usage.prompt_tokens > 0
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
+
+
+def test_a_streamed_chat_completion_through_the_gateway(stack, client):
+    chunks = list(
+        client.chat.completions.create(
+            model=CHAT.name,
+            messages=[{"role": "user", "content": "Count."}],
+            max_tokens=MAX_TOKENS,
+            logit_bias=NO_EOS,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    usage = [c.usage for c in chunks if c.usage]
+    assert 0 < len(pieces) <= MAX_TOKENS  # one chunk per token; a token may decode to no text yet
+    assert finish == ["length"]
+    assert usage and usage[-1].prompt_tokens > 0
+    # llama-server counts the tokens it streamed; llama-cpp-python's server sends no usage, and LiteLLM's estimate
+    # from the text uses another tokenizer
+    assert usage[-1].completion_tokens == MAX_TOKENS or stack.fallback
+
+
+def test_embeddings_through_the_gateway(client):
+    answer = client.embeddings.create(model=EMBED.name, input=["a document about GPUs", "a question"])
+    assert [d.index for d in answer.data] == [0, 1]
+    assert all(len(d.embedding) == EMBED.shape.n_embd and all(isinstance(x, float) for x in d.embedding) for d in answer.data)
+    assert answer.data[0].embedding != answer.data[1].embedding
+    assert answer.usage.prompt_tokens > 0
+
+
+def _served_prompt_tokens(stack) -> float:
+    with urllib.request.urlopen(stack.server_url(CHAT.name).removesuffix("/v1") + "/metrics", timeout=10) as response:
+        return float(re.search(r"^llamacpp:prompt_tokens_total (\S+)", response.read().decode(), re.M).group(1))
+
+
+@pytest.mark.parametrize("key", [None, "", "sk-wrong-key"], ids=["no-header", "empty-key", "wrong-key"])
+def test_a_request_without_the_master_key_is_refused(stack, key):
+    served = _served_prompt_tokens(stack) if not stack.fallback else None
+    request = urllib.request.Request(
+        stack.gateway_url + "/chat/completions",
+        data=json.dumps({"model": CHAT.name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}).encode(),
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key is not None else {})},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    error = json.loads(refused.value.read())["error"]
+    if key == "sk-wrong-key":
+        # LiteLLM without a database (as deployed) looks any other key up in the database it lacks: 400, not 401
+        assert (refused.value.code, error["message"]) in ((400, "No connected db."), (401, error["message"])), error
+    else:
+        assert refused.value.code == 401, error
+        assert error["type"] == "auth_error"
+    if served is not None:
+        assert _served_prompt_tokens(stack) == served  # nothing reached llama-server
+
+
+def test_a_model_not_in_the_catalog_gets_a_clear_error(client):
+    # the error names the model and where to look: a client with a stale model list learns what to fix
+    for call in (
+        lambda: client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}], max_tokens=1),
+        lambda: client.embeddings.create(model="gpt-4o", input="hi"),
+    ):
+        with pytest.raises(openai.BadRequestError) as refused:
+            call()
+        message = refused.value.message
+        assert "Invalid model name passed in model=gpt-4o" in message and "/v1/models" in message, message

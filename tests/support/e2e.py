@@ -1,0 +1,390 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""The stack's data path on one machine, with the real programs, from what site.yml renders.
+
+``Stack`` generates tiny random-weight GGUF models, serves them from the Hugging Face stand-in, renders the example
+homelab with a catalog of those models, runs each llama.cpp pull Job's container (the collection's own download
+code) and the server's init container, starts ``llama-server`` with each rendered Deployment's arguments and
+LiteLLM with the rendered config and master key (``local_pods`` maps paths, host, ports and cluster DNS names to
+this machine). The end-to-end test and the gateway benchmark both use it.
+
+The llama.cpp images and the local ``llama-server`` must be the same llama.cpp release, and the LiteLLM image and
+the local proxy the same LiteLLM release: ``images()`` refuses to run a stand-in of another release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+
+from .example import EXAMPLE, ROOT
+from .gguf_models import Shape, write_model
+from .local_pods import Cluster, Mapped, Program, Started, python_program
+from .model_server import ModelServer
+from .playbook import run_site
+from .tree_checks import container_port, decrypt_secrets, load_objects
+
+LLAMA_SERVER = Path(os.environ.get("LLAMA_SERVER_BIN") or ROOT / ".cache" / "llama-server" / "llama-server")
+LITELLM = Path(os.environ.get("LITELLM_BIN") or ROOT / ".cache" / "venv-litellm" / "bin" / "litellm")
+# where llama-server cannot be built: llama-cpp-python's own server (its [server] extra), in the VRAM benchmark's venv
+LLAMA_CPP_PYTHON = Path(os.environ.get("LLAMA_CPP_PYTHON") or ROOT / ".cache" / "venv-bench" / "bin" / "python")
+# the llama.cpp release each llama-cpp-python version vendors (its changelog names the commit)
+VENDORED_RELEASE = {"0.3.36": "b11312"}
+NAMESPACE = "ai"
+# no chat template in a GGUF means llama.cpp guesses; a tiny model states its own, as real ones do
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+EOS = 2  # gguf_models' end-of-sequence token: requests bias it away to get exactly max_tokens
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """A catalog entry and the model file it points at."""
+
+    name: str
+    shape: Shape
+    entry: Dict[str, Any]  # the catalog entry, less source (the stand-in's repo and file)
+    repo: str
+    filename: str
+    pin_sha256: bool = False  # give the digest in the catalog as well as trusting the Hub's
+
+
+CHAT = TinyModel(
+    "tiny-chat",
+    Shape("tiny-chat", n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128, n_vocab=512, weights="q8_0", ctx_train=4096, chat_template=CHATML),
+    {"context": 2048, "parallel": 2, "node": "strix-01", "scale_to_zero": True, "args": ["--flash-attn", "on"]},
+    "homelab-e2e/tiny-chat-GGUF",
+    "tiny-chat-Q8_0.gguf",
+)
+EMBED = TinyModel(
+    "tiny-embed",
+    Shape("tiny-embed", n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, n_vocab=512, weights="f16", ctx_train=2048, pooling="mean"),
+    {"mode": "embedding", "context": 512, "node": "gpu-amd-01"},
+    "homelab-e2e/tiny-embed-GGUF",
+    "tiny-embed-F16.gguf",
+    pin_sha256=True,
+)
+
+
+def binary_release(llama_server: Path) -> str:
+    """``b<N>`` of a llama-server build (``--version``: ``version: 0.5.0-dev (build N, commit C)``, older ``version: N (C)``)."""
+    out = subprocess.run([str(llama_server), "--version"], capture_output=True, text=True, timeout=30, check=False)
+    match = re.search(r"\(build (\d+)|version: (\d+) \(", out.stdout + out.stderr)
+    if not match:
+        raise RuntimeError(f"{llama_server} --version printed no build number: {(out.stdout + out.stderr)[-500:]}")
+    return f"b{match.group(1) or match.group(2)}"
+
+
+def litellm_release(litellm: Path) -> str:
+    venv = litellm.resolve().parent.parent
+    found = sorted(venv.glob("lib/python*/site-packages/litellm-*.dist-info"))
+    if not found:
+        raise RuntimeError(f"no litellm package next to {litellm}")
+    return found[0].name[len("litellm-") : -len(".dist-info")]
+
+
+def fallback_release(python: Path = LLAMA_CPP_PYTHON) -> Optional[str]:
+    """The llama.cpp release of llama-cpp-python's server in ``python``'s environment, if it is there."""
+    if not python.exists():
+        return None
+    out = subprocess.run(
+        [str(python), "-c", "import llama_cpp, llama_cpp.server.app; print(llama_cpp.__version__)"], capture_output=True, text=True, timeout=120, check=False
+    )
+    version = out.stdout.strip()
+    return VENDORED_RELEASE.get(version, f"(llama-cpp-python {version})") if out.returncode == 0 else None
+
+
+# llama-server's arguments as llama-cpp-python's server spells them; None: it has no such setting
+_FALLBACK_FLAGS = {
+    "--host": "--host",
+    "--port": "--port",
+    "--model": "--model",
+    "--alias": "--model_alias",
+    "--ctx-size": "--n_ctx",
+    "--n-gpu-layers": "--n_gpu_layers",
+    "--parallel": None,  # it serves one request at a time
+}
+_FALLBACK_SWITCHES = {"--embeddings": ["--embedding", "true"], "--metrics": []}  # it has no /metrics
+
+
+def llama_cpp_python_args(args: List[str]) -> List[str]:
+    out: List[str] = []
+    i = 0
+    while i < len(args):
+        flag = args[i]
+        if flag in _FALLBACK_SWITCHES:
+            out += _FALLBACK_SWITCHES[flag]
+            i += 1
+        elif flag == "--flash-attn":
+            out += ["--flash_attn", "true" if args[i + 1] == "on" else "false"]
+            i += 2
+        elif flag in _FALLBACK_FLAGS:
+            if _FALLBACK_FLAGS[flag]:
+                out += [str(_FALLBACK_FLAGS[flag]), args[i + 1]]
+            i += 2
+        else:
+            raise RuntimeError(f"llama-cpp-python's server has no equivalent of llama-server's {flag}")
+    return out
+
+
+def images(llama_server: Path = LLAMA_SERVER, litellm: Path = LITELLM, fallback: Path = LLAMA_CPP_PYTHON):
+    """The local program for each image the e2e path runs, checked to be the image's release."""
+    server_release = binary_release(llama_server) if llama_server.exists() else fallback_release(fallback)
+    if server_release is None:
+        raise RuntimeError(f"no llama-server at {llama_server} and no llama-cpp-python server at {fallback}: `make integration` builds them")
+    server = Program([str(llama_server)], host_flag="--host")
+    if not llama_server.exists():
+        server = Program([str(fallback), "-m", "llama_cpp.server"], host_flag="--host", translate=llama_cpp_python_args)
+    proxy_release = litellm_release(litellm)
+
+    def resolve(image: str) -> Program:
+        image, _, command = image.partition("#")
+        repository, _, tag = image.rpartition(":")
+        if repository == "ghcr.io/ggml-org/llama.cpp":
+            release = tag.rsplit("-", 1)[-1]
+            if release != server_release:
+                raise RuntimeError(f"{image} runs llama.cpp {release}, the local llama-server is {server_release}: pin both to one release")
+            # every variant (CUDA, Vulkan, SYCL, CPU) is the same server; here the CPU build runs it
+            return server
+        if repository.rsplit("/", 1)[-1] in ("litellm", "litellm-non_root", "litellm-database"):
+            release = re.sub(r"^main-v|-stable$|-nightly$", "", tag)
+            if release != proxy_release:
+                raise RuntimeError(f"{image} runs LiteLLM {release}, the local proxy is {proxy_release}: pin both to one release")
+            return Program([str(litellm)], add_host=True)
+        if repository == "docker.io/library/python" and command == "python":
+            return python_program()
+        raise RuntimeError(f"no local stand-in for image {image} (command {command or 'its entrypoint'})")
+
+    return resolve
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def wait_ready(url: str, timeout: float, started: Started) -> float:
+    """Seconds until ``url`` answers 200 (llama-server's /health answers 503 while it loads)."""
+    begin = time.monotonic()
+    while time.monotonic() - begin < timeout:
+        if started.process.poll() is not None:
+            raise RuntimeError(f"{started.name} exited with {started.process.returncode}:\n{started.output()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - begin
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{started.name}: {url} did not answer 200 within {timeout} s:\n{started.output()[-3000:]}")
+
+
+@dataclass
+class Stack:
+    collections: Path
+    age_key: Path
+    workdir: Path
+    models: Tuple[TinyModel, ...] = (CHAT, EMBED)
+    llama_server: Path = LLAMA_SERVER
+    litellm: Path = LITELLM
+    fallback_python: Path = LLAMA_CPP_PYTHON
+    hub: Optional[ModelServer] = None
+    cluster: Optional[Cluster] = None
+    tree: Optional[Path] = None
+    files: Dict[str, Path] = field(default_factory=dict)  # model name -> generated file
+    pulled: Dict[str, Path] = field(default_factory=dict)  # model name -> file the pull Job placed
+    servers: Dict[str, Started] = field(default_factory=dict)  # model name -> llama-server
+    gateway: Optional[Started] = None
+    master_key: str = ""
+    pull_mapped: Dict[str, List[Mapped]] = field(default_factory=dict)
+    config_mapped: List[Mapped] = field(default_factory=list)
+    timings: Dict[str, float] = field(default_factory=dict)
+
+    # -- the steps, in order (start() runs them all) --
+
+    def generate(self) -> None:
+        (self.workdir / "hub").mkdir(parents=True, exist_ok=True)
+        self.hub = ModelServer()
+        self.hub.__enter__()
+        for model in self.models:
+            path = write_model(self.workdir / "hub" / model.filename, model.shape)
+            self.files[model.name] = path
+            self.hub.add_hf(model.repo, model.filename, path.read_bytes())
+
+    def catalog(self) -> List[Dict[str, Any]]:
+        entries = []
+        for model in self.models:
+            entry = {"name": model.name, "backend": "llamacpp", "source": f"hf://{model.repo}/{model.filename}", **model.entry}
+            if model.pin_sha256:
+                entry["sha256"] = sha256_of(self.files[model.name])
+            entries.append(entry)
+        return entries
+
+    def render(self) -> None:
+        assert self.hub
+        out = self.workdir / "render"
+        begin = time.monotonic()
+        run = run_site(
+            self.collections,
+            EXAMPLE,
+            age_key=self.age_key,
+            # the VRAM plan reads the tiny models' headers from the stand-in Hub, as it would from the real one
+            extra_vars={
+                "homelab_ai_render_dir": str(out),
+                "homelab_ai_models": self.catalog(),
+                "deliver_vram_fetch": True,
+                "deliver_vram_cache_dir": str(self.workdir / "gguf-cache"),
+            },
+            env={"HF_ENDPOINT": self.hub.url},
+        )
+        self.timings["render"] = time.monotonic() - begin
+        if run.rc != 0:
+            raise RuntimeError(f"site.yml failed:\n{run.output[-4000:]}")
+        self.tree = out / "homelab"
+        objects = [obj for _, obj in load_objects(self.tree)]
+        secrets = [obj for _, obj in decrypt_secrets(self.tree, str(self.age_key))]
+        self.cluster = Cluster(objects, secrets, self.workdir / "node", images(self.llama_server, self.litellm, self.fallback_python))
+        (self.master_key,) = [s["stringData"]["master-key"] for s in secrets if s["metadata"]["name"] == "litellm"]
+
+    def deployment_of(self, model: str) -> Dict[str, Any]:
+        assert self.cluster
+        (found,) = [d for d in self.cluster.of_kind("Deployment") if d["metadata"].get("annotations", {}).get("homelab.ai/model") == model]
+        return found
+
+    def pull(self) -> None:
+        """Run each model's pull Job container, then the server's init container that waits for the file."""
+        assert self.cluster and self.hub
+        for model in self.models:
+            (job,) = [j for j in self.cluster.of_kind("Job") if j["metadata"].get("annotations", {}).get("homelab.ai/model") == model.name]
+            pod = job["spec"]["template"]["spec"]
+            begin = time.monotonic()
+            proc, mapped = self.cluster.run(job["metadata"]["name"], pod, pod["containers"][0], NAMESPACE, extra_env={"HF_ENDPOINT": self.hub.url})
+            self.timings[f"pull {model.name}"] = time.monotonic() - begin
+            if proc.returncode != 0:
+                raise RuntimeError(f"the pull Job of {model.name} failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            self.pull_mapped[model.name] = [*mapped, Mapped("env HF_ENDPOINT", "(the Hub)", self.hub.url, "host")]
+            claim = next(v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v)
+            self.pulled[model.name] = self.cluster.workdir / "pvc" / claim / model.filename
+            deployment = self.deployment_of(model.name)
+            dep_pod = deployment["spec"]["template"]["spec"]
+            for init in dep_pod.get("initContainers", []):
+                proc, _ = self.cluster.run(deployment["metadata"]["name"], dep_pod, init, NAMESPACE, timeout=30)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"init container {init['name']} of {model.name} failed:\n{proc.stdout}{proc.stderr}")
+
+    def start_servers(self) -> None:
+        assert self.cluster
+        for model in self.models:
+            deployment = self.deployment_of(model.name)
+            begin = time.monotonic()
+            started = self.cluster.start(deployment["metadata"]["name"], deployment)
+            self.servers[model.name] = started
+            pod = deployment["spec"]["template"]["spec"]
+            probe = pod["containers"][0]["startupProbe"]["httpGet"]
+            _, cport = container_port(pod, probe["port"]) or (None, 0)
+            # llama-cpp-python's server has no /health: its model list answers once the model is loaded
+            wait_ready(started.url(cport) + (probe["path"] if not self.fallback else "/v1/models"), 120, started)
+            self.timings[f"start {model.name}"] = time.monotonic() - begin
+
+    def start_gateway(self) -> None:
+        assert self.cluster
+        deployment = self.cluster.get("Deployment", "litellm", NAMESPACE)
+        pod = deployment["spec"]["template"]["spec"]
+        (config_volume,) = [v for v in pod["volumes"] if v["name"] == "config"]
+        folder = self.cluster.configmap_dir(config_volume["configMap"]["name"], NAMESPACE)
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        for entry in config["model_list"]:
+            params = entry["litellm_params"]
+            local, mapped = self.cluster.map_url(params["api_base"])
+            if mapped:
+                params["api_base"] = local
+                self.config_mapped.append(mapped)
+        (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        env = {
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # the image carries its cost map; here it is not fetched at start
+            # nothing may leave this machine: whatever tries goes to a closed port on loopback
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+        begin = time.monotonic()
+        self.gateway = self.cluster.start("litellm", deployment, extra_env=env)
+        probe = pod["containers"][0]["readinessProbe"]["httpGet"]
+        _, cport = container_port(pod, probe["port"]) or (None, 0)
+        wait_ready(self.gateway.url(cport) + probe["path"], 180, self.gateway)
+        self.timings["start litellm"] = time.monotonic() - begin
+
+    def start(self) -> Stack:
+        try:
+            self.generate()
+            self.render()
+            self.pull()
+            self.start_servers()
+            self.start_gateway()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> List[str]:
+        killed = self.cluster.stop() if self.cluster else []
+        if self.hub:
+            self.hub.__exit__(None, None, None)
+            self.hub = None
+        return killed
+
+    @property
+    def fallback(self) -> str:
+        """Why llama-cpp-python's server stands in for llama-server ("" when llama-server runs)."""
+        if self.llama_server.exists():
+            return ""
+        return f"llama-server could not be built (no {self.llama_server}): llama-cpp-python's server runs instead, with translated arguments"
+
+    # -- addresses --
+
+    @property
+    def gateway_url(self) -> str:
+        assert self.gateway
+        return self.gateway.url(4000) + "/v1"
+
+    def server_url(self, model: str) -> str:
+        started = self.servers[model]
+        (port,) = started.ports
+        return started.url(port) + "/v1"
+
+    def litellm_config(self) -> Dict[str, Any]:
+        assert self.tree
+        configmap = yaml.safe_load((self.tree / "litellm" / "configmap-litellm-config.yaml").read_text())
+        return yaml.safe_load(configmap["data"]["config.yaml"])
+
+
+def describe(stack: Stack) -> str:
+    """What ran and what was mapped, for the test output."""
+    if stack.fallback:
+        lines = [f"FALLBACK: {stack.fallback}; llama.cpp {fallback_release(stack.fallback_python)}; LiteLLM {litellm_release(stack.litellm)}"]
+    else:
+        lines = [f"llama-server {binary_release(stack.llama_server)} ({stack.llama_server}); LiteLLM {litellm_release(stack.litellm)}"]
+    for name, started in stack.servers.items():
+        lines.append(f"{name}: {' '.join(started.argv)}")
+        lines.extend(f"  {m.where}: {m.rendered} -> {m.local} ({m.why})" for m in started.mapped)
+    if stack.gateway:
+        lines.append(f"litellm: {' '.join(stack.gateway.argv)}")
+        lines.extend(f"  {m.where}: {m.rendered} -> {m.local} ({m.why})" for m in stack.gateway.mapped + stack.config_mapped)
+    lines.append("timings: " + json.dumps({k: round(v, 2) for k, v in stack.timings.items()}))
+    return "\n".join(lines)
