@@ -37,6 +37,7 @@ import tests.conftest  # noqa: E402, F401 - makes ansible_collections.homelab.ai
 from tests.support.age import make_age_key  # noqa: E402
 from tests.support.e2e import CHAT, EOS, Stack, TinyModel, binary_release, litellm_release  # noqa: E402
 from tests.support.gguf_models import Shape  # noqa: E402
+from tests.support.local_pods import session_stats  # noqa: E402
 from tests.support.playbook import install_collection  # noqa: E402
 
 SMALL = TinyModel(
@@ -88,16 +89,7 @@ def stream(url: str, model: str, tokens: int, key: str = "") -> Tuple[float, flo
 
 def cpu_seconds(session: int) -> float:
     """CPU time (user + system) used so far by the processes of a session (the gateway and anything it started)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == session:
-                total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(int(fields[11]) + int(fields[12]) for fields in session_stats(session)) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(stack: Stack, model: str, tokens: int, runs: int, warmup: int) -> Dict[str, Dict[str, List[float]]]:

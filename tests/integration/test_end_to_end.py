@@ -21,7 +21,20 @@ import warnings
 import openai
 import pytest
 
-from tests.support.e2e import CHAT, EMBED, EOS, LITELLM, LLAMA_CPP_PYTHON, LLAMA_SERVER, Stack, binary_release, describe, fallback_release, sha256_of
+from tests.support.e2e import (
+    CHAT,
+    EMBED,
+    EOS,
+    LITELLM,
+    LLAMA_CPP_PYTHON,
+    LLAMA_SERVER,
+    Stack,
+    binary_release,
+    describe,
+    fallback_release,
+    llama_cpp_python_args,
+    sha256_of,
+)
 from tests.support.local_pods import session_alive
 from tests.support.tree_checks import wiring_problems
 
@@ -223,3 +236,15 @@ def test_a_model_not_in_the_catalog_gets_a_clear_error(client):
             call()
         message = refused.value.message
         assert "Invalid model name passed in model=gpt-4o" in message and "/v1/models" in message, message
+
+
+def test_the_fallback_server_gets_each_rendered_argument_in_its_own_spelling():
+    rendered = ["--host", "127.0.0.1", "--port", "8080", "--alias", "m", "--ctx-size", "4096", "--parallel", "2", "--n-gpu-layers", "999"]
+    rendered += ["--metrics", "--embeddings", "--model", "/models/m.gguf", "--flash-attn", "on"]
+    assert llama_cpp_python_args(rendered) == [
+        "--host", "127.0.0.1", "--port", "8080", "--model_alias", "m", "--n_ctx", "4096", "--n_gpu_layers", "999",
+        "--embedding", "true", "--model", "/models/m.gguf", "--flash_attn", "true",
+    ]  # fmt: skip
+    # a catalog argument it cannot honour stops the fallback instead of being dropped
+    with pytest.raises(RuntimeError, match="no equivalent of llama-server's --cache-type-k"):
+        llama_cpp_python_args(["--cache-type-k", "q8_0"])

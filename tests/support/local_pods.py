@@ -285,17 +285,23 @@ def _signal(process: subprocess.Popen, sig: int) -> None:
         os.killpg(process.pid, sig)
 
 
-def session_alive(pid: int) -> bool:
-    """Whether any process of the session that ``pid`` led still runs."""
+def session_stats(session: int) -> List[List[str]]:
+    """The /proc/<pid>/stat fields after the command name (state first) of each process of a session."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[3]) == pid and fields[0] != "Z":  # session id, state
-                return True
-    return False
+            if int(fields[3]) == session:  # fields: state, ppid, pgrp, session, ...
+                found.append(fields)
+    return found
+
+
+def session_alive(pid: int) -> bool:
+    """Whether any process of the session that ``pid`` led still runs (a zombie does not)."""
+    return any(fields[0] != "Z" for fields in session_stats(pid))
 
 
 def python_program() -> Program:
