@@ -20,6 +20,7 @@ import warnings
 
 import openai
 import pytest
+import yaml
 
 from tests.support.e2e import (
     CHAT,
@@ -99,6 +100,23 @@ def test_llama_server_runs_with_the_rendered_arguments(stack):
         assert {e["name"]: env_mapped.get(e["name"], e["value"]) for e in container["env"]}.items() <= started.env.items()
         # the image's llama.cpp release is the one that runs here
         assert container["image"].endswith("-" + binary_release(stack.llama_server)), container["image"]
+
+
+def test_litellm_runs_with_the_rendered_arguments_environment_and_config(stack):
+    container = stack.cluster.get("Deployment", "litellm")["spec"]["template"]["spec"]["containers"][0]
+    rendered, local = [str(a) for a in container["args"]], stack.gateway.argv[1:]
+    assert local[: len(rendered)] == [next((m.local for m in stack.gateway.mapped if m.where == f"args[{i}]"), a) for i, a in enumerate(rendered)]
+    assert local[len(rendered) :] == ["--host", "127.0.0.1"]
+    assert {m.why for m in stack.gateway.mapped} == {"path", "host", "port"}
+    # the environment as rendered, the master key from the SOPS-encrypted Secret
+    for item in container["env"]:
+        assert stack.gateway.env[item["name"]] == item.get("value", stack.master_key), item["name"]
+    # the config as rendered but for the Services' addresses
+    config = stack.litellm_config()
+    for entry in config["model_list"]:
+        entry["litellm_params"]["api_base"] = next(m.local for m in stack.config_mapped if m.rendered == entry["litellm_params"]["api_base"])
+    served = yaml.safe_load((stack.cluster.workdir / "configmap" / "litellm-config" / "config.yaml").read_text())
+    assert served == config
 
 
 def test_the_rendered_objects_agree_with_each_other(stack):

@@ -317,7 +317,6 @@ class Stack:
                 self.config_mapped.append(mapped)
         (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         env = {
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # the image carries its cost map; here it is not fetched at start
             # nothing may leave this machine: whatever tries goes to a closed port on loopback
             "HTTP_PROXY": "http://127.0.0.1:9",
             "HTTPS_PROXY": "http://127.0.0.1:9",
