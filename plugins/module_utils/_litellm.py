@@ -66,6 +66,10 @@ def litellm_config(
         params: Dict[str, Any] = {"model": route["provider_model"], "api_base": route["api_base"]}
         if route["provider_model"].startswith("openai/"):
             params["api_key"] = "none"  # llama-server wants no key, the OpenAI client wants one
+            if route["mode"] == "embedding":
+                # a client that sends no encoding_format gets LiteLLM's null forwarded, which llama-server refuses
+                # (500 "type must be string, but is null"); a client's own choice still wins
+                params["encoding_format"] = "float"
         # a server scaled to zero loads its model first: give that request time
         params["timeout"] = cold_start_timeout if route.get("cold_start") else timeout
         model_list.append({"model_name": route["model"], "litellm_params": params, "model_info": {"mode": route["mode"]}})

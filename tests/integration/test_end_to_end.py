@@ -36,7 +36,9 @@ from tests.support.e2e import (
     llama_cpp_python_args,
     sha256_of,
 )
+from tests.support.example import EXAMPLE
 from tests.support.local_pods import session_alive
+from tests.support.playbook import run_site
 from tests.support.tree_checks import wiring_problems
 
 MAX_TOKENS = 12
@@ -223,6 +225,19 @@ def _served_prompt_tokens(stack) -> float:
         return float(re.search(r"^llamacpp:prompt_tokens_total (\S+)", response.read().decode(), re.M).group(1))
 
 
+def test_embeddings_through_the_gateway_as_curl_sends_them(stack):
+    # no encoding_format, as curl examples and many RAG tools send it (the OpenAI client always adds one); LiteLLM
+    # forwards a null then, which llama-server refuses unless the route gives a format
+    request = urllib.request.Request(
+        stack.gateway_url + "/embeddings",
+        data=json.dumps({"model": EMBED.name, "input": "a document about GPUs"}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {stack.master_key}"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        (item,) = json.load(response)["data"]
+    assert len(item["embedding"]) == EMBED.shape.n_embd
+
+
 @pytest.mark.parametrize("key", [None, "", "sk-wrong-key"], ids=["no-header", "empty-key", "wrong-key"])
 def test_a_request_without_the_master_key_is_refused(stack, key):
     served = _served_prompt_tokens(stack) if not stack.fallback else None
@@ -266,3 +281,30 @@ def test_the_fallback_server_gets_each_rendered_argument_in_its_own_spelling():
     # a catalog argument it cannot honour stops the fallback instead of being dropped
     with pytest.raises(RuntimeError, match="no equivalent of llama-server's --cache-type-k"):
         llama_cpp_python_args(["--cache-type-k", "q8_0"])
+
+
+def _check(stack, **extra_vars):
+    """check.yml on the example inventory with the stack's catalog and tree."""
+    extra = {"homelab_ai_render_dir": str(stack.tree.parent), "homelab_ai_models": stack.catalog(), **extra_vars}
+    return run_site(stack.collections, EXAMPLE, age_key=stack.age_key, extra_vars=extra, playbook="check.yml")
+
+
+def test_the_check_playbook_asks_every_model_through_the_gateway(stack):
+    run = _check(stack, check_url=stack.gateway_url)
+    assert run.rc == 0, run.output[-3000:]
+    assert re.search(r"tiny-chat +chat +[0-9.]+ s  ok  1 token\(s\)", run.output), run.output[-3000:]
+    assert re.search(r"tiny-embed +embedding +[0-9.]+ s  ok  64 dimensions", run.output)
+    assert "2 model(s) listed, refused without a key" in run.output
+    assert stack.master_key not in run.output
+
+
+def test_the_check_playbook_names_what_does_not_answer(stack):
+    ghost = {"name": "ghost", "backend": "llamacpp", "source": "hf://homelab-e2e/ghost-GGUF/ghost.gguf", "node": "strix-02", "size": "1Mi"}
+    run = _check(stack, check_url=stack.gateway_url, homelab_ai_models=[*stack.catalog(), ghost])
+    assert run.rc != 0
+    assert "ghost: the gateway does not list it. Fix: LiteLLM's config lacks it: re-run site.yml" in run.output
+    assert stack.master_key not in run.output
+    # no check_url: the Ingress of the inventory (llm.home.arpa), which this machine cannot reach
+    run = _check(stack)
+    assert run.rc != 0
+    assert "cannot reach the gateway at http://llm.home.arpa/v1" in run.output and "port-forward svc/litellm 4000:4000" in run.output

@@ -57,6 +57,7 @@ def run_site(
     args: Sequence[str] = (),
     cwd: Optional[Path] = None,
     env: Optional[Mapping[str, str]] = None,
+    playbook: str = "site.yml",
 ) -> Run:
     env = {
         **os.environ,
@@ -72,7 +73,7 @@ def run_site(
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         **dict(env or {}),
     }
-    command = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / "site.yml"), *args]
+    command = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / playbook), *args]
     # the VRAM plan plans from the catalog: no GGUF headers are fetched from hubs in tests
     command += ["-e", json.dumps({"deliver_vram_fetch": False, **dict(extra_vars or {})})]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd or ROOT, check=False)
