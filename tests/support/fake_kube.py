@@ -17,11 +17,13 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+from .servers import JsonHandler
 
 # (group, version, plural, kind, namespaced)
 RESOURCES: List[Tuple[str, str, str, str, bool]] = [
@@ -69,19 +71,11 @@ class FakeKube:
             self._put(("", "Node", None, node), {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": {}}})
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
             def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, body)
 
             def do_GET(self) -> None:
                 self._send(*fake.handle("GET", self.path, None, ""))

@@ -10,8 +10,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Dict, List, Optional
+
+from .servers import JsonHandler
 
 
 def digest_of(text: str) -> str:
@@ -39,23 +41,14 @@ class FakeOllama:
     def __post_init__(self) -> None:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
             def _body(self) -> Dict[str, Any]:
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length) or b"{}") if length else {}
+                return self.read_json()
 
             def _json(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, body, content_type="application/json; charset=utf-8")
 
             def _record(self, body: Dict[str, Any]) -> None:
                 fake.log.append({"method": self.command, "path": self.path, "body": body})

@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 
 def free_port() -> int:
@@ -33,6 +33,28 @@ def wait_http(url: str, timeout: float, proc=None) -> None:
     raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet request handler that speaks JSON: the base of the stand-in servers."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def read_json(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"{}") if length else {}
+
+    def send_json(self, status: int, body: Any, headers: Optional[Dict[str, str]] = None, content_type: str = "application/json") -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+
 class OpenAIStub:
     """An OpenAI-compatible chat endpoint (what llama-server offers) that records the requests it gets."""
 
@@ -40,12 +62,9 @@ class OpenAIStub:
         self.requests: List[Dict[str, Any]] = []
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                body = self.read_json()
                 stub.requests.append({"path": self.path, "body": body, "authorization": self.headers.get("Authorization")})
                 if self.path.rstrip("/").endswith("/chat/completions"):
                     answer = {
@@ -56,12 +75,7 @@ class OpenAIStub:
                         "choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}],
                         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
                     }
-                    data = json.dumps(answer).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                    self.send_json(200, answer)
                 else:
                     self.send_error(404)
 

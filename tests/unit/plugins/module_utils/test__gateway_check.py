@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List
 
 import pytest
 
 from ansible_collections.homelab.ai.plugins.module_utils._gateway_check import GatewayUnreachable, check_gateway
+from tests.support.servers import JsonHandler
 
 KEY = "sk-master-0123456789"
 CATALOG = [
@@ -31,17 +32,9 @@ class Gateway:
         self.requests: List[Dict[str, Any]] = []
         gateway = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def reply(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, body)
 
             def authorized(self) -> bool:
                 header = self.headers.get("Authorization")
@@ -56,7 +49,7 @@ class Gateway:
                     self.reply(200, {"object": "list", "data": [{"id": name, "object": "model"} for name in gateway.listed]})
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self.read_json()
                 gateway.requests.append({"path": self.path, "body": body})
                 if not self.authorized():
                     return
