@@ -145,8 +145,13 @@ def _find(objs, kind, name):
         (lambda o: _find(o, "Deployment", "llamacpp-tiny-chat")["spec"].update(replicas=1), "fixes replicas"),
         (lambda o: _find(o, "Deployment", "llamacpp-tiny-embed")["spec"].pop("replicas"), "no replica count and no ElastiService"),
         (lambda o: _container(o, "llamacpp-tiny-chat")["readinessProbe"]["httpGet"].update(port="metrics"), "readinessProbe port 'metrics'"),
+        (lambda o: _point_open_webui(o, ":4000/", ":4001/"), "open-webui: http://litellm.ai.svc.cluster.local:4001: Service litellm has no port 4001"),
+        (lambda o: _find(o, "Service", "qdrant").update(metadata={"name": "vectors", "namespace": "ai"}), "Service ai/qdrant is not rendered"),
     ],
-    ids=["service-port", "target-port", "elasti-service", "elasti-target", "container-port", "alias", "replicas", "no-scaler", "probe-port"],
+    ids=[
+        *("service-port", "target-port", "elasti-service", "elasti-target", "container-port", "alias", "replicas", "no-scaler", "probe-port"),
+        *("client-url-port", "client-url-service"),
+    ],
 )
 def test_a_mismatch_between_objects_fails(stack, break_it, expected):
     objs = copy.deepcopy(objects(stack))
@@ -157,6 +162,12 @@ def test_a_mismatch_between_objects_fails(stack, break_it, expected):
 
 def _container(objs, deployment):
     return _find(objs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
+
+
+def _point_open_webui(objs, old, new):
+    for item in _container(objs, "open-webui")["env"]:
+        if "litellm.ai.svc" in item.get("value", ""):
+            item["value"] = item["value"].replace(old, new)
 
 
 def test_each_server_answers_under_its_catalog_name_and_exports_what_scale_to_zero_reads(stack):

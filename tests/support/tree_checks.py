@@ -10,7 +10,8 @@
 - the workloads follow the collection's policy: pinned images, requests and limits, probes, no privilege escalation;
 - the objects agree with each other: every LiteLLM route reaches, through its Service, the container port where its
   llama-server listens under the route's model name; probes name a container port; an ElastiService names the
-  Service and Deployment of one model, and only a Deployment without a fixed replica count has one;
+  Service and Deployment of one model, and only a Deployment without a fixed replica count has one; every
+  in-cluster URL that an object carries (Open WebUI's, LiteLLM's) reaches a Service port that a workload listens on;
 - with an age key: every Secret decrypts, validates, and none of its values appears in plain text anywhere.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -180,6 +182,20 @@ def container_port(pod_spec: Dict[str, Any], target: Any) -> Optional[Tuple[Dict
     return None
 
 
+_CLUSTER_URL = re.compile(r"(?P<scheme>https?)://(?P<service>[a-z0-9-]+)\.(?P<namespace>[a-z0-9-]+)\.svc(?:\.cluster\.local)?(?::(?P<port>\d+))?")
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
 def _flag(args: List[str], flag: str) -> Optional[str]:
     return args[args.index(flag) + 1] if flag in args[:-1] else None
 
@@ -239,6 +255,25 @@ def wiring_problems(objects: Iterable[Dict[str, Any]]) -> List[str]:
             model = params.get("model", "").split("/", 1)[-1]
             if _flag(args, "--alias") != model:
                 problems.append(f"{where}: llama-server answers to {_flag(args, '--alias')!r}, LiteLLM asks for {model!r}")
+
+    # every in-cluster address that any object carries (env values, config files) reaches a port that something
+    # listens on; namespaces the tree does not render into (monitoring's Prometheus) are the cluster's business
+    rendered_namespaces = {o["metadata"].get("namespace", "") for o in objects}
+    for obj in objects:
+        for text in _strings(obj):
+            for match in _CLUSTER_URL.finditer(text):
+                name, namespace, port = match["service"], match["namespace"], int(match["port"] or (443 if match["scheme"] == "https" else 80))
+                if namespace not in rendered_namespaces:
+                    continue
+                where = f"{obj['kind']} {obj['metadata']['name']}: {match.group(0)}"
+                service = services.get((namespace, name))
+                ports = [p for p in (service or {}).get("spec", {}).get("ports", []) if int(p["port"]) == port]
+                if not service:
+                    problems.append(f"{where}: Service {namespace}/{name} is not rendered")
+                elif not ports:
+                    problems.append(f"{where}: Service {name} has no port {port} ({[p['port'] for p in service['spec']['ports']]})")
+                elif not any(container_port(w["spec"]["template"]["spec"], ports[0].get("targetPort", port)) for w in selected_workloads(objects, service)):
+                    problems.append(f"{where}: no workload behind Service {name} listens on its target port {ports[0].get('targetPort', port)!r}")
 
     for (_namespace, name), deployment in deployments.items():
         model = (deployment["metadata"].get("annotations") or {}).get("homelab.ai/model")
