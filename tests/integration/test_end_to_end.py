@@ -136,8 +136,14 @@ def _find(objs, kind, name):
 @pytest.mark.parametrize(
     "break_it, expected",
     [
-        (lambda o: _find(o, "Service", "llamacpp-tiny-chat")["spec"]["ports"][0].update(port=8081), "api_base port 8080 is no port of Service"),
-        (lambda o: _find(o, "Service", "llamacpp-tiny-chat")["spec"]["ports"][0].update(targetPort="web"), "targets port 'web'"),
+        (
+            lambda o: _find(o, "Service", "llamacpp-tiny-chat")["spec"]["ports"][0].update(port=8081),
+            "llamacpp-tiny-chat.ai.svc.cluster.local:8080: Service llamacpp-tiny-chat has no port 8080 ([8081])",
+        ),
+        (
+            lambda o: _find(o, "Service", "llamacpp-tiny-chat")["spec"]["ports"][0].update(targetPort="web"),
+            "no workload behind Service llamacpp-tiny-chat listens on its target port 'web'",
+        ),
         (lambda o: _find(o, "ElastiService", "llamacpp-tiny-chat")["spec"].update(service="llamacpp-tiny"), "service 'llamacpp-tiny' is not rendered"),
         (lambda o: _find(o, "ElastiService", "llamacpp-tiny-chat")["spec"]["scaleTargetRef"].update(name="llamacpp-tiny-embed"), "does not select"),
         (lambda o: _container(o, "llamacpp-tiny-embed")["ports"][0].update(containerPort=9090), "listens on 8080, its container port is 9090"),

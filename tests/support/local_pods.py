@@ -21,20 +21,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
-from .tree_checks import container_port, selected_workloads
+from .tree_checks import cluster_address, service_backend
 
 Obj = Dict[str, Any]
-_CLUSTER_HOST = re.compile(r"^(?P<service>[a-z0-9-]+)\.(?P<namespace>[a-z0-9-]+)\.svc(\.cluster\.local)?$")
 
 
 @dataclass(frozen=True)
@@ -74,16 +72,11 @@ class Started:
         return self.log.read_text(errors="replace")
 
 
-def index(objects: Iterable[Obj]) -> Dict[Tuple[str, str, str], Obj]:
-    return {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in objects}
-
-
 class Cluster:
     """The rendered objects, their secrets (decrypted), and the processes started from them."""
 
     def __init__(self, objects: Sequence[Obj], secrets: Sequence[Obj], workdir: Path, images: Callable[[str], Program]) -> None:
         self.objects = list(objects)
-        self.by_key = index(self.objects)
         self.secrets = {(s["metadata"].get("namespace", ""), s["metadata"]["name"]): s for s in secrets}
         self.workdir = workdir
         self.images = images
@@ -92,8 +85,8 @@ class Cluster:
     # -- lookups --
 
     def get(self, kind: str, name: str, namespace: str = "") -> Obj:
-        for (k, ns, n), obj in self.by_key.items():
-            if k == kind and n == name and (not namespace or ns == namespace):
+        for obj in self.objects:
+            if obj["kind"] == kind and obj["metadata"]["name"] == name and (not namespace or obj["metadata"].get("namespace", "") == namespace):
                 return obj
         raise KeyError(f"no {kind} {namespace}/{name} among the rendered objects")
 
@@ -102,27 +95,22 @@ class Cluster:
 
     def service_backend(self, service: str, namespace: str, port: int) -> Tuple[Started, int]:
         """The started process and container port behind ``service:port`` (what kube-proxy would pick)."""
-        svc = self.get("Service", service, namespace)
-        (svc_port,) = [p for p in svc["spec"]["ports"] if int(p["port"]) == port] or [None]
-        if svc_port is None:
-            raise KeyError(f"Service {namespace}/{service} has no port {port}")
-        workloads = selected_workloads(self.objects, svc)
+        found, problem = service_backend(self.objects, service, namespace, port)
+        if not found:
+            raise KeyError(problem)
+        workload, _, cport = found
         for started in self.started:
-            for workload in workloads:
-                if started.name == workload["metadata"]["name"]:
-                    found = container_port(workload["spec"]["template"]["spec"], svc_port.get("targetPort", port))
-                    if found:
-                        return started, found[1]
+            if started.name == workload["metadata"]["name"]:
+                return started, cport
         raise KeyError(f"nothing started behind Service {namespace}/{service}:{port}")
 
     def map_url(self, url: str) -> Tuple[str, Optional[Mapped]]:
         """A cluster DNS URL to the loopback address of the process behind it."""
-        parts = urlsplit(url)
-        match = _CLUSTER_HOST.match(parts.hostname or "")
-        if not match:
+        address = cluster_address(url)
+        if not address:
             return url, None
-        started, cport = self.service_backend(match["service"], match["namespace"], parts.port or 80)
-        local = urlunsplit(parts._replace(netloc=f"127.0.0.1:{started.ports[cport]}"))
+        started, cport = self.service_backend(*address)
+        local = urlunsplit(urlsplit(url)._replace(netloc=f"127.0.0.1:{started.ports[cport]}"))
         return local, Mapped("url", url, local, "cluster-dns")
 
     # -- volumes --

@@ -25,7 +25,6 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
-from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -185,6 +184,38 @@ def container_port(pod_spec: Dict[str, Any], target: Any) -> Optional[Tuple[Dict
 _CLUSTER_URL = re.compile(r"(?P<scheme>https?)://(?P<service>[a-z0-9-]+)\.(?P<namespace>[a-z0-9-]+)\.svc(?:\.cluster\.local)?(?::(?P<port>\d+))?")
 
 
+def _address(match: re.Match) -> Tuple[str, str, int]:
+    return match["service"], match["namespace"], int(match["port"] or (443 if match["scheme"] == "https" else 80))
+
+
+def cluster_address(url: str) -> Optional[Tuple[str, str, int]]:
+    """(Service, namespace, port) of an in-cluster URL (``http://<service>.<namespace>.svc...``), else None."""
+    match = _CLUSTER_URL.match(url)
+    return _address(match) if match else None
+
+
+Backend = Tuple[Dict[str, Any], Dict[str, Any], int]  # workload, container, container port
+
+
+def service_backend(objects: Iterable[Dict[str, Any]], service: str, namespace: str, port: int) -> Tuple[Optional[Backend], str]:
+    """Follow ``service:port`` as kube-proxy would: ((workload, container, container port), "") or (None, why it leads nowhere)."""
+    objects = list(objects)
+    svc = next((o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == service and o["metadata"].get("namespace", "") == namespace), None)
+    if not svc:
+        return None, f"Service {namespace}/{service} is not rendered"
+    ports = [p for p in svc["spec"]["ports"] if int(p["port"]) == port]
+    if not ports:
+        return None, f"Service {service} has no port {port} ({[p['port'] for p in svc['spec']['ports']]})"
+    workloads = selected_workloads(objects, svc)
+    if len(workloads) != 1:
+        return None, f"Service {service} selects {len(workloads)} workloads, not one"
+    target = ports[0].get("targetPort", port)
+    found = container_port(workloads[0]["spec"]["template"]["spec"], target)
+    if not found:
+        return None, f"no workload behind Service {service} listens on its target port {target!r}"
+    return (workloads[0], found[0], found[1]), ""
+
+
 def _strings(value: Any) -> Iterable[str]:
     if isinstance(value, str):
         yield value
@@ -217,6 +248,7 @@ def wiring_problems(objects: Iterable[Dict[str, Any]]) -> List[str]:
                 if port is not None and container_port({"containers": [container]}, port) is None:
                     problems.append(f"{obj['kind']} {obj['metadata']['name']}: {probe} port {port!r} is no port of container {container['name']}")
 
+    rendered_namespaces = {o["metadata"].get("namespace", "") for o in objects}
     routed = set()
     for configmap in (o for o in objects if o["kind"] == "ConfigMap" and "config.yaml" in (o.get("data") or {})):
         config = yaml.safe_load(configmap["data"]["config.yaml"]) or {}
@@ -224,29 +256,17 @@ def wiring_problems(objects: Iterable[Dict[str, Any]]) -> List[str]:
             name, params = entry["model_name"], entry["litellm_params"]
             where = f"LiteLLM route {name}"
             routed.add(name)
-            url = urlsplit(params.get("api_base", ""))
-            host = (url.hostname or "").split(".")
-            if len(host) < 3 or host[2] != "svc":
+            address = cluster_address(params.get("api_base", ""))
+            if not address:
                 problems.append(f"{where}: api_base {params.get('api_base')!r} is not a cluster Service address")
                 continue
-            service = services.get((host[1], host[0]))
-            if not service:
-                problems.append(f"{where}: api_base names Service {host[1]}/{host[0]}, which is not rendered")
-                continue
-            ports = [p for p in service["spec"]["ports"] if int(p["port"]) == (url.port or 80)]
-            if not ports:
-                problems.append(f"{where}: api_base port {url.port} is no port of Service {host[0]} ({[p['port'] for p in service['spec']['ports']]})")
-                continue
-            workloads = selected_workloads(objects, service)
-            if len(workloads) != 1:
-                problems.append(f"{where}: Service {host[0]} selects {len(workloads)} workloads, not one")
-                continue
-            (workload,) = workloads
-            found = container_port(workload["spec"]["template"]["spec"], ports[0].get("targetPort", ports[0]["port"]))
+            found, problem = service_backend(objects, *address)
             if not found:
-                problems.append(f"{where}: Service {host[0]} targets port {ports[0].get('targetPort')!r}, which {workload['metadata']['name']} does not expose")
+                # the address check below reports it, as for every in-cluster URL into the tree's namespaces
+                if address[1] not in rendered_namespaces:
+                    problems.append(f"{where}: {problem}")
                 continue
-            container, port = found
+            _, container, port = found
             if "llama.cpp" not in container.get("image", ""):
                 continue
             args = [str(a) for a in container.get("args", [])]
@@ -258,22 +278,15 @@ def wiring_problems(objects: Iterable[Dict[str, Any]]) -> List[str]:
 
     # every in-cluster address that any object carries (env values, config files) reaches a port that something
     # listens on; namespaces the tree does not render into (monitoring's Prometheus) are the cluster's business
-    rendered_namespaces = {o["metadata"].get("namespace", "") for o in objects}
     for obj in objects:
         for text in _strings(obj):
             for match in _CLUSTER_URL.finditer(text):
-                name, namespace, port = match["service"], match["namespace"], int(match["port"] or (443 if match["scheme"] == "https" else 80))
-                if namespace not in rendered_namespaces:
+                address = _address(match)
+                if address[1] not in rendered_namespaces:
                     continue
-                where = f"{obj['kind']} {obj['metadata']['name']}: {match.group(0)}"
-                service = services.get((namespace, name))
-                ports = [p for p in (service or {}).get("spec", {}).get("ports", []) if int(p["port"]) == port]
-                if not service:
-                    problems.append(f"{where}: Service {namespace}/{name} is not rendered")
-                elif not ports:
-                    problems.append(f"{where}: Service {name} has no port {port} ({[p['port'] for p in service['spec']['ports']]})")
-                elif not any(container_port(w["spec"]["template"]["spec"], ports[0].get("targetPort", port)) for w in selected_workloads(objects, service)):
-                    problems.append(f"{where}: no workload behind Service {name} listens on its target port {ports[0].get('targetPort', port)!r}")
+                _, problem = service_backend(objects, *address)
+                if problem:
+                    problems.append(f"{obj['kind']} {obj['metadata']['name']}: {match.group(0)}: {problem}")
 
     for (_namespace, name), deployment in deployments.items():
         model = (deployment["metadata"].get("annotations") or {}).get("homelab.ai/model")
