@@ -17,6 +17,9 @@ PULL_BENCH_VENV ?= .cache/venv-bench-pull
 LLAMA_CPP_RELEASE := b11312
 LLAMA_CPP_COMMIT := 0c1e57098
 LLAMA_SERVER_DIR ?= .cache/llama-server
+# where the end-to-end test and the gateway benchmark find the real programs
+E2E_ENV = LITELLM_BIN=$(CURDIR)/$(LITELLM_VENV)/bin/litellm LLAMA_SERVER_BIN=$(CURDIR)/$(LLAMA_SERVER_DIR)/llama-server \
+	LLAMA_CPP_PYTHON=$(CURDIR)/$(BENCH_VENV)/bin/python
 BIN := $(VENV)/bin
 INVENTORY ?= inventory/example
 PLAYBOOK_ARGS ?=
@@ -112,8 +115,7 @@ unit: $(VENV)/.test.stamp
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp $(LLAMA_SERVER_DIR)/.stamp install
-	LITELLM_BIN=$(CURDIR)/$(LITELLM_VENV)/bin/litellm LLAMA_SERVER_BIN=$(CURDIR)/$(LLAMA_SERVER_DIR)/llama-server \
-		LLAMA_CPP_PYTHON=$(CURDIR)/$(BENCH_VENV)/bin/python $(BIN)/python -m pytest -q -rs tests/integration $(PYTEST_ARGS)
+	$(E2E_ENV) $(BIN)/python -m pytest -q -rs tests/integration $(PYTEST_ARGS)
 
 molecule: $(VENV)/.test.stamp install
 	$(BIN)/molecule test --all
@@ -124,8 +126,7 @@ bench: $(VENV)/.test.stamp $(PULL_BENCH_VENV)/.stamp install bench-gateway
 
 # time to first token and tokens/s through LiteLLM against straight to llama-server
 bench-gateway: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp $(LLAMA_SERVER_DIR)/.stamp install
-	LITELLM_BIN=$(CURDIR)/$(LITELLM_VENV)/bin/litellm LLAMA_SERVER_BIN=$(CURDIR)/$(LLAMA_SERVER_DIR)/llama-server \
-		$(BIN)/python benchmarks/gateway_overhead.py --write benchmarks/README-gateway.md
+	$(E2E_ENV) $(BIN)/python benchmarks/gateway_overhead.py --write benchmarks/README-gateway.md
 
 bench-vram: $(BENCH_VENV)/.stamp
 	$(BENCH_VENV)/bin/python benchmarks/vram_accuracy.py --write benchmarks/README-vram.md

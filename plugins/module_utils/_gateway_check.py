@@ -13,7 +13,6 @@ Every failure names the model, what the gateway said, and where to look next. Th
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -48,13 +47,17 @@ class ModelCheck:
 class GatewayReport:
     url: str
     listed: List[str]
-    missing: List[str]  # catalog models the gateway does not list
     anonymous_refused: bool
     models: List[ModelCheck] = field(default_factory=list)
 
     @property
+    def missing(self) -> List[str]:
+        """Catalog models the gateway does not list (each also a failed check)."""
+        return sorted({m.name for m in self.models} - set(self.listed))
+
+    @property
     def ok(self) -> bool:
-        return not self.missing and self.anonymous_refused and all(m.ok for m in self.models)
+        return self.anonymous_refused and all(m.ok for m in self.models)
 
     def problems(self) -> List[str]:
         found = []
@@ -70,7 +73,7 @@ class GatewayReport:
         return [head] + [f"{m.name:<{width}}  {m.mode:<10} {m.seconds:7.2f} s  {'ok' if m.ok else 'FAILED'}  {m.detail}" for m in self.models]
 
     def to_dict(self) -> Dict[str, Any]:
-        return {**asdict(self), "ok": self.ok, "lines": self.lines()}
+        return {**asdict(self), "missing": self.missing, "ok": self.ok, "lines": self.lines()}
 
 
 def _call(url: str, key: Optional[str], body: Optional[Mapping[str, Any]], timeout: float) -> Tuple[int, Any]:
@@ -125,7 +128,7 @@ def check_model(base: str, key: str, model: Mapping[str, Any], listed: Sequence[
     started = time.monotonic()
     try:
         status, answer = _call(base + path, key, body(name), timeout)
-    except (OSError, socket.timeout) as exc:
+    except OSError as exc:  # refused, reset, or timed out (socket.timeout is an OSError)
         seconds = time.monotonic() - started
         return ModelCheck(name, mode, False, seconds, f"no answer within {timeout:.0f} s ({exc})", _server_hint(model, namespace))
     seconds = time.monotonic() - started
@@ -158,6 +161,5 @@ def check_gateway(url: str, key: str, models: Sequence[Mapping[str, Any]], timeo
         anonymous, _ = _call(base + "/models", None, None, min(timeout, 30.0))
     except OSError:
         anonymous = 0
-    report = GatewayReport(base, listed, sorted({str(m["name"]) for m in models} - set(listed)), anonymous in (400, 401, 403))
-    report.models = [check_model(base, key, model, listed, timeout, namespace) for model in models]
-    return report
+    checks = [check_model(base, key, model, listed, timeout, namespace) for model in models]
+    return GatewayReport(base, listed, anonymous in (400, 401, 403), checks)
