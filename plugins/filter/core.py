@@ -16,8 +16,8 @@ from ansible_collections.homelab.ai.plugins.module_utils._components import (
 )
 from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
     gpu_node_labels,
-    gpu_node_objects,
     intel_plugin_groups,
+    node_feature_rules,
     nvidia_device_plugin_config,
     nvidia_device_plugin_configmap,
 )
@@ -26,6 +26,7 @@ from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
 from ansible_collections.homelab.ai.plugins.module_utils._pull_job import code_configmap, pull_job, pull_wait_container
 from ansible_collections.homelab.ai.plugins.module_utils._quantity import QuantityError, to_bytes, to_quantity
+from ansible_collections.homelab.ai.plugins.module_utils._scale_to_zero import elasti_trigger
 from ansible_collections.homelab.ai.plugins.module_utils._yaml import dump
 
 
@@ -57,13 +58,14 @@ class FilterModule:
             "cache_size": _wrap(cache_size),
             "node_gpu": _wrap(node_gpu),
             "gpu_node_labels": _wrap(gpu_node_labels),
-            "gpu_node_objects": _wrap(gpu_node_objects),
+            "node_feature_rules": _wrap(node_feature_rules),
             "nvidia_device_plugin_config": _wrap(nvidia_device_plugin_config),
             "nvidia_device_plugin_configmap": _wrap(nvidia_device_plugin_configmap),
             "intel_plugin_groups": _wrap(intel_plugin_groups),
             "to_bytes": _wrap(to_bytes),
             "to_quantity": _wrap(to_quantity),
             "to_nice_k8s_yaml": _wrap(dump),
+            "elasti_trigger": _wrap(elasti_trigger),
             "pull_job": _wrap(pull_job),
             "pull_code": _wrap(code_configmap),
             "pull_wait_container": _wrap(pull_wait_container),

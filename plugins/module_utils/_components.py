@@ -16,10 +16,13 @@ Variables, not facts: Ansible copies every fact into each task's variables, whic
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from ._flux import LAYERS, PRUNE_DISABLED, keeps_data
 from ._problems import InputError, Problem
+from ._tree import secret_path
 from ._vram import normalize_workloads
 from ._yaml import plain
 
@@ -34,7 +37,6 @@ __all__ = [
     "delivery_plan",
     "delivery_secrets",
     "endpoints",
-    "flux_objects",
     "gpu_workloads_of",
     "namespace_objects",
     "namespaces_of",
@@ -44,17 +46,17 @@ __all__ = [
 
 # Kinds the collection renders that have no namespace.
 CLUSTER_SCOPED_KINDS = frozenset(
-    {"Namespace", "Node", "RuntimeClass", "StorageClass", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
+    {"Namespace", "RuntimeClass", "StorageClass", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PriorityClass", "NodeFeatureRule"}
 )
 # Namespaces that exist on every cluster (or belong to Flux), which the collection never creates.
 SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "flux-system"})
-FLUX_NAMESPACE = "flux-system"
 COMMON_LABELS = {"app.kubernetes.io/managed-by": "homelab.ai", "app.kubernetes.io/part-of": "homelab-ai"}
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # the key that marks a variable's value as a registered component
 MARKER = "homelab_ai_component"
-_COMPONENT_KEYS = ("name", "needs", "objects", "secrets", "helm", "gpu_workloads", "routes", "summary")
-_HELM_KEYS = ("name", "namespace", "repo_name", "repo_url", "chart", "version", "values", "needs")
+_COMPONENT_KEYS = ("name", "layer", "needs", "objects", "secrets", "helm", "gpu_workloads", "routes", "summary")
+# provides: the API groups whose CRDs the chart installs; keeps_data: uninstalling it would lose volumes
+_HELM_KEYS = ("name", "namespace", "repo_name", "repo_url", "chart", "version", "values", "needs", "provides", "keeps_data")
 
 
 def collect_components(variables: Mapping[str, Any]) -> List[Mapping[str, Any]]:
@@ -77,6 +79,9 @@ def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[
     for key in raw:
         if key not in _COMPONENT_KEYS and key != MARKER:
             problems.append(Problem(f"{where}.{key}", "is not a component key", f"use {', '.join(_COMPONENT_KEYS)}"))
+    layer = raw.get("layer") or LAYERS[-1]
+    if layer not in LAYERS:
+        problems.append(Problem(f"{where}.layer", f"{layer!r} is not a layer of the tree", f"use one of {', '.join(LAYERS)}"))
     objects = []
     for index, obj in enumerate(raw.get("objects") or []):
         if not isinstance(obj, Mapping) or not obj.get("apiVersion") or not obj.get("kind") or not (obj.get("metadata") or {}).get("name"):
@@ -86,8 +91,9 @@ def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[
         metadata = dict(obj["metadata"])
         if obj["kind"] not in CLUSTER_SCOPED_KINDS and not metadata.get("namespace"):
             metadata = {"name": metadata["name"], "namespace": default_namespace, **{k: v for k, v in metadata.items() if k != "name"}}
-        if obj["kind"] != "Node":  # a Node is not ours; only the labels we set on it are
-            metadata["labels"] = {**COMMON_LABELS, **dict(metadata.get("labels") or {})}
+        metadata["labels"] = {**COMMON_LABELS, **dict(metadata.get("labels") or {})}
+        if keeps_data(obj):
+            metadata["annotations"] = {**dict(metadata.get("annotations") or {}), **PRUNE_DISABLED}
         obj["metadata"] = metadata
         objects.append(obj)
     seen: Dict[tuple, int] = {}
@@ -104,7 +110,7 @@ def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[
         if missing or unknown:
             problems.append(Problem(f"{where}.helm[{index}]", f"missing {missing} / unknown {unknown}", "fix the role"))
             continue
-        helm.append({"values": {}, "needs": [], **chart})
+        helm.append({"values": {}, "needs": [], "provides": [], "keeps_data": False, **chart})
     secrets = []
     for index, secret in enumerate(raw.get("secrets") or []):
         if not secret.get("name") or not isinstance(secret.get("keys"), Mapping) or not secret["keys"]:
@@ -119,6 +125,7 @@ def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[
         {
             MARKER: True,
             "name": name,
+            "layer": layer,
             "needs": list(raw.get("needs") or []),
             "objects": objects,
             "helm": helm,
@@ -168,37 +175,6 @@ def namespaces_of(components: Sequence[Mapping[str, Any]]) -> List[str]:
     return sorted(used - created - SYSTEM_NAMESPACES)
 
 
-def flux_objects(chart: Mapping[str, Any], interval: str = "1h") -> List[Dict[str, Any]]:
-    """The Flux HelmRepository and HelmRelease that install a chart the way kubernetes.core.helm does."""
-    oci = chart["repo_url"].startswith("oci://")
-    repository: Dict[str, Any] = {
-        "apiVersion": "source.toolkit.fluxcd.io/v1",
-        "kind": "HelmRepository",
-        "metadata": {"name": chart["repo_name"], "namespace": FLUX_NAMESPACE},
-        "spec": {"interval": interval, "url": chart["repo_url"], **({"type": "oci"} if oci else {})},
-    }
-    release: Dict[str, Any] = {
-        "apiVersion": "helm.toolkit.fluxcd.io/v2",
-        "kind": "HelmRelease",
-        "metadata": {"name": chart["name"], "namespace": chart["namespace"]},
-        "spec": {
-            "interval": "30m",
-            "chart": {
-                "spec": {
-                    "chart": chart["chart"],
-                    "version": str(chart["version"]),
-                    "sourceRef": {"kind": "HelmRepository", "name": chart["repo_name"], "namespace": FLUX_NAMESPACE},
-                }
-            },
-            "install": {"crds": "CreateReplace", "remediation": {"retries": 3}},
-            "upgrade": {"crds": "CreateReplace", "remediation": {"retries": 3}},
-            **({"dependsOn": [{"name": need["name"], "namespace": need["namespace"]} for need in chart["needs"]]} if chart.get("needs") else {}),
-            "values": chart.get("values") or {},
-        },
-    }
-    return [repository, release]
-
-
 def apply_batches(components: Sequence[Mapping[str, Any]], namespace_objects: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     """Server-side apply order: namespaces and CRDs first, then each component's charts and objects.
 
@@ -235,6 +211,7 @@ def namespace_objects(components: Sequence[Mapping[str, Any]]) -> List[Dict[str,
                 "name": name,
                 # the AI workloads need no host access; GPUs come through device plugins
                 "labels": {**COMMON_LABELS, "pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "restricted"},
+                "annotations": dict(PRUNE_DISABLED),
             },
         }
         for name in namespaces_of(components)
@@ -255,7 +232,9 @@ def delivery_secrets(components: Sequence[Mapping[str, Any]], tree_dir: str) -> 
                     "namespace": secret["namespace"],
                     "type": secret["type"],
                     "labels": {**COMMON_LABELS, **secret["labels"]},
-                    "path": f"{tree_dir}/{component['name']}/secret-{secret['name']}.sops.yaml",
+                    "path": os.path.join(tree_dir, secret_path(component, secret["name"])),
+                    # before the tree had layers, secrets lived in <tree>/<component>/: sops_secret moves them
+                    "previous_path": os.path.join(tree_dir, component["name"], f"secret-{secret['name']}.sops.yaml"),
                     "generate": {key: {k: v for k, v in spec.items() if k != "var"} for key, spec in keys.items()},
                     "value_vars": {key: spec["var"] for key, spec in keys.items() if spec.get("var")},
                 }
@@ -264,9 +243,19 @@ def delivery_secrets(components: Sequence[Mapping[str, Any]], tree_dir: str) -> 
 
 
 def delivery_plan(components: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
-    """What apply mode needs: every object in dependency order, in batches (see ``apply_batches``)."""
+    """What apply mode needs: every object in dependency order, in batches (see ``apply_batches``), and what it applies
+    (``refs``: every object and Secret; ``charts``: every Helm release) for the record that the next run prunes by."""
     ordered = order_components(components)
-    return {"components": [c["name"] for c in ordered], "batches": apply_batches(ordered, namespace_objects(ordered))}
+    batches = apply_batches(ordered, namespace_objects(ordered))
+    refs = [_ref(obj) for batch in batches for obj in batch["objects"]]
+    refs += [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": s["name"], "namespace": s["namespace"]}} for c in ordered for s in c["secrets"]]
+    charts = [{"namespace": h["namespace"], "name": h["name"], "keeps_data": bool(h.get("keeps_data"))} for c in ordered for h in c["helm"]]
+    return {"components": [c["name"] for c in ordered], "batches": batches, "refs": refs, "charts": charts}
+
+
+def _ref(obj: Mapping[str, Any]) -> Dict[str, Any]:
+    metadata = {"name": obj["metadata"]["name"], **({"namespace": obj["metadata"]["namespace"]} if obj["metadata"].get("namespace") else {})}
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": metadata}
 
 
 def gpu_workloads_of(components: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:

@@ -34,10 +34,10 @@ __all__ = [
     "NVIDIA_CONFIG_LABEL",
     "compare_gpus",
     "gpu_node_labels",
-    "gpu_node_objects",
     "gpus_from_facts",
     "intel_plugin_groups",
     "label_value",
+    "node_feature_rules",
     "nvidia_config_name",
     "nvidia_device_plugin_config",
     "nvidia_device_plugin_configmap",
@@ -105,19 +105,35 @@ def gpu_node_labels(node: Mapping[str, Any]) -> Dict[str, str]:
     return labels
 
 
-def gpu_node_objects(inventory: Mapping[str, Any]) -> List[Dict[str, Any]]:
-    """One Node per GPU node, carrying only labels: the GPU labels and the node's ``homelab_ai_node_labels``.
+def node_feature_rules(inventory: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """One node-feature-discovery ``NodeFeatureRule`` per labelled node: its GPU labels and ``homelab_ai_node_labels``.
 
-    Render mode writes them into the tree (for ``kubectl apply --server-side`` or Flux, which only merge labels);
-    apply mode patches the Nodes (never creates one).
+    nfd-master puts the labels on the node whose name the rule matches (the worker publishes ``system.name``'s
+    ``nodename``), records them as its own and removes them once no rule gives them: a node that leaves the inventory
+    loses its labels, and no Node object is ever created or deleted, in render mode (Flux) or apply mode.
     """
-    objects = []
+    rules = []
     for node in inventory["nodes"]:
         if not node["gpus"] and not node.get("labels"):
             continue
         labels = {**gpu_node_labels(node), **dict(node.get("labels") or {})}
-        objects.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node["name"], "labels": labels}})
-    return objects
+        rules.append(
+            {
+                "apiVersion": "nfd.k8s-sigs.io/v1alpha1",
+                "kind": "NodeFeatureRule",
+                "metadata": {"name": f"homelab-ai-node-{node['name']}"},
+                "spec": {
+                    "rules": [
+                        {
+                            "name": f"homelab.ai labels of node {node['name']}",
+                            "labels": labels,
+                            "matchFeatures": [{"feature": "system.name", "matchExpressions": {"nodename": {"op": "In", "value": [node["name"]]}}}],
+                        }
+                    ]
+                },
+            }
+        )
+    return rules
 
 
 def nvidia_device_plugin_config(replicas: int, rename_by_default: bool = False, fail_requests_greater_than_one: bool = True) -> Dict[str, Any]:

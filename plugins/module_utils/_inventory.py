@@ -59,6 +59,12 @@ DEFAULTS: Dict[str, Any] = {
     "homelab_ai_vram_overcommit": False,
     # gated Hugging Face repositories; the pull Jobs and the VRAM plan use it
     "homelab_ai_hf_token": "",
+    # where the tree lies in the Git repository Flux reads; empty: ./<cluster name> (the render dir is the repository)
+    "homelab_ai_flux_path": "",
+    # the GitRepository (namespace flux-system) that holds the tree; flux bootstrap names its own flux-system
+    "homelab_ai_flux_source": "flux-system",
+    # what holds data is never deleted unless asked: volume claims and namespaces (apply mode), secret files (both)
+    "homelab_ai_prune_data": False,
 }
 SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
     {
@@ -89,9 +95,12 @@ MODEL_KEYS = (
     "vram",
     "args",
 )
+# KubeElasti 0.1.24 names a scaled-to-zero Service's private twin elasti-<name>-pvt-<10 characters>, untruncated
+ELASTI_NAME_MAX = 41
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+_REPO_PATH = re.compile(r"^(\./)?[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -147,6 +156,12 @@ class Model:
 
 
 @dataclass
+class Flux:
+    path: str  # the tree's path in the Git repository, ./-relative as Flux's spec.path
+    source: str  # name of the GitRepository in flux-system
+
+
+@dataclass
 class Inventory:
     cluster_name: str
     mode: str
@@ -159,6 +174,8 @@ class Inventory:
     vendors: List[str] = field(default_factory=list)
     apply_timeout: int = 600
     vram_overcommit: bool = False
+    flux: Flux = field(default_factory=lambda: Flux("./homelab", "flux-system"))
+    prune_data: bool = False
     warnings: List[str] = field(default_factory=list)  # what the run should show but not fail on
 
     def to_dict(self) -> Dict[str, Any]:
@@ -217,6 +234,8 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
     apply_timeout = _int("homelab_ai_apply_timeout", values["homelab_ai_apply_timeout"], problems, minimum=1, default=600)
 
     vram_overcommit = _bool("homelab_ai_vram_overcommit", values["homelab_ai_vram_overcommit"], problems, False)
+    prune_data = _bool("homelab_ai_prune_data", values["homelab_ai_prune_data"], problems, False)
+    flux = _flux(values, str(cluster), problems)
     warnings: List[str] = []
     nodes = [_node(host, hvars, problems, warnings) for host, hvars in hosts.items()]
     # a node whose GPU entry (declared, detected or its sharing) is wrong has been reported already: its models are not "without GPU"
@@ -251,11 +270,29 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
         vendors=vendors,
         apply_timeout=apply_timeout,
         vram_overcommit=vram_overcommit,
+        flux=flux,
+        prune_data=prune_data,
         warnings=warnings,
     )
 
 
 # --- pieces -----------------------------------------------------------------------------------
+
+
+def _flux(values: Mapping[str, Any], cluster: str, problems: List[Problem]) -> Flux:
+    path = values["homelab_ai_flux_path"] or f"./{cluster}"
+    parts = [part for part in path.split("/") if part not in ("", ".")] if isinstance(path, str) else []
+    if not isinstance(path, str) or not _REPO_PATH.match(path) or not parts or ".." in parts:
+        problems.append(
+            Problem(
+                "homelab_ai_flux_path",
+                f"{path!r} is not a path inside a Git repository",
+                "write the tree's directory relative to the repository root, such as ./clusters/homelab (letters, digits, '.', '_', '-', '/', no '..')",
+            )
+        )
+        parts = [cluster]
+    source = _choice_str(values, "homelab_ai_flux_source", problems, pattern=_DNS_SUBDOMAIN, what="the name of a Flux GitRepository")
+    return Flux(path="./" + "/".join(parts), source=source)
 
 
 def _choice(values: Mapping[str, Any], key: str, choices: Sequence[str], problems: List[Problem]) -> str:
@@ -346,6 +383,14 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem], warnings
                         "use [prefix/]name with letters, digits, '-', '_' and '.' (values up to 63 characters)",
                     )
                 )
+            elif _nfd_refuses(str(key)):
+                problems.append(
+                    Problem(
+                        f"{host}: homelab_ai_node_labels.{key}",
+                        f"{_nfd_refuses(str(key))}: node-feature-discovery, which puts the labels on the nodes, would not set it",
+                        "use a prefix of your own, such as homelab.ai/ or example.com/",
+                    )
+                )
             labels[str(key)] = text
     facts = hvars.get("homelab_ai_gpu_facts")
     if facts is not None and not isinstance(facts, Mapping):
@@ -415,6 +460,17 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem], warnings
             warnings.extend(notes)
         device_gids = [int(gid) for gid in facts.get("device_gids") or [] if isinstance(gid, int)]
     return Node(host=host, name=name, gpus=gpus, labels=labels, device_gids=device_gids)
+
+
+def _nfd_refuses(key: str) -> str:
+    """Why nfd-master (v0.19, pkg/apis/nfd/validate) would not set a label, or "" when it would."""
+    prefix = key.split("/", 1)[0] if "/" in key else ""
+    if not prefix:
+        return "a label without a prefix is set as feature.node.kubernetes.io/" + key
+    allowed = ("feature.node.kubernetes.io", "profile.node.kubernetes.io")
+    if (prefix == "kubernetes.io" or prefix.endswith(".kubernetes.io")) and not (prefix in allowed or prefix.endswith(tuple("." + a for a in allowed))):
+        return f"the {prefix} prefix belongs to Kubernetes"
+    return ""
 
 
 def _sharing(where: str, vendor: str, raw: Any, problems: List[Problem]) -> tuple:
@@ -536,6 +592,16 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
             Problem(f"{where}.args", f"{args!r} is not a list of strings", "write extra llama-server arguments as a list, e.g. ['--flash-attn', 'on']")
         )
         args = []
+    service = f"llamacpp-{slug(str(name))}"
+    if backend == "llamacpp" and _bool(f"{where}.scale_to_zero", raw.get("scale_to_zero"), [], False) and len(service) > ELASTI_NAME_MAX:
+        problems.append(
+            Problem(
+                f"{where}.name",
+                f"its Service {service} has {len(service)} characters; for a model that scales to zero KubeElasti 0.1.24 makes a"
+                " Service of 22 more, and Kubernetes allows 63",
+                f"give the model a name of at most {ELASTI_NAME_MAX - len('llamacpp-')} letters and digits",
+            )
+        )
     model = Model(
         name=str(name),
         slug=slug(str(name)),

@@ -19,7 +19,7 @@ from ._problems import InputError, Problem
 from ._quantity import QuantityError, parse_quantity
 from ._sops import AgeKeyError, age_recipients_from_key_file, check_recipients, default_age_key_file, how_to_make_an_age_key
 
-__all__ = ["QUANTITY_SUFFIXES", "load_role_specs", "quantity_problems", "run_preflight", "spec_problems"]
+__all__ = ["QUANTITY_SUFFIXES", "component_problems", "load_role_specs", "quantity_problems", "run_preflight", "spec_problems"]
 
 # Options named like this hold Kubernetes quantities; the argument specs cannot say so themselves.
 QUANTITY_SUFFIXES = ("_size", "_memory", "_vram")
@@ -123,6 +123,8 @@ def run_preflight(
     except InputError as exc:
         problems.extend(exc.problems)
 
+    if inventory is not None:
+        problems.extend(component_problems(variables, role_specs, inventory))
     key_file, recipients = _age(variables, env, problems)
     if problems:
         raise InputError(problems)
@@ -130,6 +132,32 @@ def run_preflight(
     warnings.extend(inventory.pop("warnings", []))  # declared and detected GPUs that differ harmlessly
     inventory["sops"] = {"age_key_file": key_file, "age_recipients": recipients}
     return inventory, warnings
+
+
+def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Mapping[str, Any]], inventory: Mapping[str, Any]) -> List[Problem]:
+    """What no single variable shows: settings of the roles that do not fit the catalog or each other."""
+
+    def value(role: str, name: str) -> Any:
+        return variables[name] if name in variables else (role_specs.get(role, {}).get(name) or {}).get("default")
+
+    problems: List[Problem] = []
+    scaled = [m["name"] for m in inventory["models"] if m["backend"] == "llamacpp" and m["scale_to_zero"]]
+    if (
+        scaled
+        and value("llamacpp", "llamacpp_enabled")
+        and not value("llamacpp", "llamacpp_prometheus_install")
+        and not value("llamacpp", "llamacpp_prometheus_url")
+    ):
+        problems.append(
+            Problem(
+                "llamacpp_prometheus_url",
+                f"is empty and llamacpp_prometheus_install is false, but {', '.join(scaled)} scale to zero: KubeElasti would ask no"
+                " Prometheus whether they are idle and never scale them down",
+                "set llamacpp_prometheus_url to the cluster's Prometheus (and llamacpp_prometheus_uptime_filter to its own up series),"
+                " or llamacpp_prometheus_install: true",
+            )
+        )
+    return problems
 
 
 def _age(variables: Mapping[str, Any], env: Optional[Mapping[str, str]], problems: List[Problem]) -> Tuple[str, List[str]]:

@@ -165,6 +165,7 @@ class SecretPlan:
     document: Dict[str, Any]
     generated: List[str] = field(default_factory=list)
     reasons: List[str] = field(default_factory=list)
+    moved_from: Optional[str] = None  # the file is at an earlier path and moves to the new one
 
     @property
     def changed(self) -> bool:
@@ -181,20 +182,25 @@ class SecretFile:
     secret_type: str = "Opaque"
     labels: Mapping[str, str] = field(default_factory=dict)
     regenerate: Sequence[str] = ()
+    previous_path: Optional[str] = None  # where an earlier version of the tree kept this file
 
     def plan(self, runner: SopsRunner) -> SecretPlan:
         current_doc: Optional[Dict[str, Any]] = None
         current_recipients: List[str] = []
-        if os.path.exists(self.path):
+        source = self.path
+        moved_from = None
+        if not os.path.exists(self.path) and self.previous_path and os.path.exists(self.previous_path):
+            source = moved_from = self.previous_path
+        if os.path.exists(source):
             try:
-                current_doc = runner.decrypt(self.path)
+                current_doc = runner.decrypt(source)
             except SopsError as exc:
                 raise SopsError(
-                    f"cannot decrypt {self.path}: {exc}. Fix: make the age key it was encrypted for available "
+                    f"cannot decrypt {source}: {exc}. Fix: make the age key it was encrypted for available "
                     "(homelab_ai_sops_age_key_file or SOPS_AGE_KEY_FILE); only if that key is lost, delete the file "
                     "to generate new values"
                 ) from exc
-            current_recipients = encrypted_for(self.path)
+            current_recipients = encrypted_for(source)
         current_values = _values(current_doc)
         values: Dict[str, str] = {}
         generated: List[str] = []
@@ -222,11 +228,16 @@ class SecretFile:
             reasons.append("keys changed: " + ", ".join(changed_keys) if changed_keys else "metadata changed")
         if current_recipients != sorted(self.recipients):
             reasons.append("age recipients changed")
+        if moved_from:
+            return SecretPlan("moved", document, generated, [f"moved from {moved_from}", *reasons], moved_from=moved_from if not reasons else None)
         return SecretPlan("updated" if reasons else "unchanged", document, generated, reasons)
 
     def write(self, runner: SopsRunner, plan: SecretPlan) -> None:
         directory = os.path.dirname(self.path) or "."
         os.makedirs(directory, exist_ok=True)
+        if plan.moved_from:  # the same values for the same recipients: the very file moves, as `git mv` would
+            os.rename(plan.moved_from, self.path)
+            return
         encrypted = runner.encrypt(plan.document, self.recipients, self.path)
         fd, tmp = tempfile.mkstemp(prefix=".homelab-ai-", dir=directory)
         try:
@@ -240,6 +251,8 @@ class SecretFile:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        if self.previous_path and plan.action == "moved" and os.path.exists(self.previous_path):
+            os.unlink(self.previous_path)
 
 
 def encrypted_for(path: str) -> List[str]:

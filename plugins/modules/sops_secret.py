@@ -53,6 +53,11 @@ options:
       - Values given by the inventory, by key. An empty or null value counts as not given (kept or generated).
     type: dict
     default: {}
+  previous_path:
+    description:
+      - Where an earlier version of the GitOps tree kept this file. When O(path) does not exist and this does, its
+        values are kept and the file moves to O(path) (unchanged where nothing else changes).
+    type: path
   regenerate:
     description: Keys whose kept value is replaced by a newly generated one (rotation).
     type: list
@@ -116,7 +121,7 @@ path:
   returned: always
   type: str
 action:
-  description: What happened or, in check mode, would happen.
+  description: What happened or, in check mode, would happen (created, updated, moved, removed or unchanged).
   returned: always
   type: str
   sample: unchanged
@@ -165,6 +170,7 @@ def main() -> None:
             "keys": {"type": "dict", "default": {}},
             "values": {"type": "dict", "default": {}, "no_log": True},
             "regenerate": {"type": "list", "elements": "str", "default": []},
+            "previous_path": {"type": "path"},
             "age_recipients": {"type": "list", "elements": "str", "default": []},
             "age_key_file": {"type": "path"},
             "sops_binary": {"type": "path"},
@@ -200,6 +206,7 @@ def main() -> None:
             secret_type=params["type"],
             labels=params["labels"],
             regenerate=params["regenerate"],
+            previous_path=params["previous_path"],
         )
         plan = secret.plan(runner)
         if plan.changed and not module.check_mode:

@@ -59,16 +59,17 @@ def test_apply_delivers_the_objects_render_writes(applied, collections, age_key,
     rendered = apply(collections, age_key, kube, tmp_path / "tree", mode="render")
     assert rendered.rc == 0, rendered.output[-3000:]
     tree = tmp_path / "tree" / "molecule"
-    in_tree = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for _, o in load_objects(tree)}
+    # the tree's flux/ Kustomizations are how Flux delivers it; apply mode delivers the rest itself, and keeps its record
+    in_tree = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for path, o in load_objects(tree) if not path.startswith("flux/")}
     in_tree |= {(s["kind"], s["metadata"]["namespace"], s["metadata"]["name"]) for _, s in decrypt_secrets(tree, str(age_key))}
     in_cluster = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in kube.objects() if o["metadata"]["name"] != NODE}
-    assert in_cluster == in_tree
+    assert in_cluster == in_tree | {("ConfigMap", "kube-system", "homelab-ai-applied-molecule")}
 
 
 def test_secrets_reach_the_cluster_from_memory_only(applied, age_key):
     kube, run, state = applied
     files = decrypt_secrets(state, str(age_key))
-    assert sorted(name for name, _ in files) == ["litellm/secret-litellm.sops.yaml", "qdrant/secret-qdrant.sops.yaml"]
+    assert sorted(name for name, _ in files) == ["apps/litellm/secret-litellm.sops.yaml", "apps/qdrant/secret-qdrant.sops.yaml"]
     in_cluster = {o["metadata"]["name"]: o for o in kube.objects("Secret")}
     for _, secret in files:
         applied_secret = in_cluster[secret["metadata"]["name"]]
@@ -88,7 +89,7 @@ def test_check_mode_is_a_server_side_dry_run(collections, age_key, tmp_path):
     with FakeKube(nodes=[NODE]) as kube:
         run = apply(collections, age_key, kube, tmp_path / "state", args=["--check"])
         assert run.rc == 0, run.output[-4000:]
-        writes = [r for r in kube.log if r.method in ("PATCH", "POST", "PUT")]
+        writes = [r for r in kube.log if r.method in ("PATCH", "POST", "PUT", "DELETE")]
         assert writes and all(r.dry_run for r in writes)
         assert [o["metadata"]["name"] for o in kube.objects()] == [NODE]
         assert not (tmp_path / "state").exists()
@@ -118,3 +119,53 @@ def test_apply_waits_for_the_model_pull_jobs_and_reports_a_failure(collections, 
             assert f"The model pull Job ai/{jobs[0]['metadata']['name']} failed: Job has reached the specified backoff limit" in run.output
         else:
             assert run.rc == 0, run.output[-3000:]
+
+
+MODEL = {"name": "llama3.2", "backend": "ollama", "source": "ollama://llama3.2:3b"}
+LLAMA = {"name": "tiny", "backend": "llamacpp", "source": "hf://org/tiny-GGUF/tiny.gguf", "node": NODE, "gpu_layers": 0, "scale_to_zero": True}
+
+
+def test_a_model_removed_from_the_catalog_leaves_the_cluster_but_its_volume_stays(collections, age_key, tmp_path):
+    state = tmp_path / "state"
+    # a CPU llama.cpp model that scales to zero: Deployment, Service, pull Job, ElastiService, cache volume
+    with_model = {
+        "homelab_ai_models": [LLAMA],
+        "llamacpp_kubeelasti_install": False,
+        "llamacpp_prometheus_install": False,
+        "llamacpp_prometheus_url": "http://prometheus.monitoring.svc.cluster.local:9090",
+        "llamacpp_podmonitor": False,
+    }
+    with FakeKube(nodes=[NODE]) as kube:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(kube.kubeconfig())
+        common = {"homelab_ai_render_dir": str(state), "homelab_ai_kubeconfig": str(kubeconfig), "homelab_ai_mode": "apply"}
+        first = run_site(collections, INVENTORY, age_key=age_key, extra_vars={**common, **with_model})
+        assert first.rc == 0, first.output[-4000:]
+        names = {(o["kind"], o["metadata"]["name"]) for o in kube.objects()}
+        model_objects = {("Deployment", "llamacpp-tiny"), ("Service", "llamacpp-tiny"), ("ElastiService", "llamacpp-tiny")}
+        assert model_objects <= names and ("PersistentVolumeClaim", "llamacpp-tiny-cache") in names
+        (job,) = [o["metadata"]["name"] for o in kube.objects("Job")]
+
+        without = {**with_model, "homelab_ai_models": []}
+        check = run_site(collections, INVENTORY, age_key=age_key, extra_vars={**common, **without}, args=["--check"])
+        assert check.rc == 0, check.output[-4000:]
+        assert "would remove: Deployment ai/llamacpp-tiny (no longer rendered)" in check.output
+        assert {(o["kind"], o["metadata"]["name"]) for o in kube.objects()} == names  # check mode removed nothing
+
+        second = run_site(collections, INVENTORY, age_key=age_key, extra_vars={**common, **without})
+        assert second.rc == 0, second.output[-4000:]
+        left = {(o["kind"], o["metadata"]["name"]) for o in kube.objects()}
+        assert not (model_objects | {("Job", job), ("ConfigMap", "llamacpp-pull-code")}) & left
+        assert ("PersistentVolumeClaim", "llamacpp-tiny-cache") in left
+        assert "removed: Deployment ai/llamacpp-tiny (no longer rendered)" in second.output
+        assert "kept: PersistentVolumeClaim ai/llamacpp-tiny-cache holds data and is no longer rendered" in second.output
+        deletes = [(r.kind, r.name) for r in kube.log if r.method == "DELETE"]
+        assert deletes.index(("Deployment", "llamacpp-tiny")) < deletes.index(("Service", "llamacpp-tiny"))
+
+        again = run_site(collections, INVENTORY, age_key=age_key, extra_vars={**common, **without})
+        assert again.rc == 0 and again.recap["changed"] == 0, again.output[-4000:]
+
+        asked = run_site(collections, INVENTORY, age_key=age_key, extra_vars={**common, **without, "homelab_ai_prune_data": True})
+        assert asked.rc == 0, asked.output[-4000:]
+        assert ("PersistentVolumeClaim", "llamacpp-tiny-cache") not in {(o["kind"], o["metadata"]["name"]) for o in kube.objects()}
+        assert not [r for r in kube.log if r.method == "DELETE" and r.kind == "Namespace"]  # ai is still in use

@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import threading
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -22,6 +24,7 @@ import openai
 import pytest
 import yaml
 
+from ansible_collections.homelab.ai.plugins.module_utils._scale_to_zero import uptime_query
 from tests.support.e2e import (
     CHAT,
     EMBED,
@@ -39,6 +42,7 @@ from tests.support.e2e import (
 from tests.support.example import EXAMPLE
 from tests.support.local_pods import session_alive
 from tests.support.playbook import run_site
+from tests.support.prometheus import PROMETHEUS, Prometheus, pod_targets, podmonitor_jobs, self_job
 from tests.support.tree_checks import wiring_problems
 
 MAX_TOKENS = 12
@@ -187,6 +191,66 @@ def test_each_server_answers_under_its_catalog_name_and_exports_what_scale_to_ze
     with urllib.request.urlopen(stack.server_url(CHAT.name).removesuffix("/v1") + "/metrics", timeout=10) as response:
         exported = set(re.findall(r"^(llamacpp:[a-z_]+)", response.read().decode(), re.M))
     assert wanted and wanted <= exported, (wanted, exported)
+
+
+def test_scale_to_zero_reads_what_the_real_prometheus_scrapes_from_the_real_servers(stack, tmp_path):
+    """The rendered PodMonitor's job (as prometheus-operator writes it) scrapes the running llama-servers; the
+    ElastiService's own query is 0 while idle and above its threshold while requests run, and its uptime check holds."""
+    only_with_llama_server(stack)
+    if not PROMETHEUS.exists():
+        pytest.fail(f"no Prometheus at {PROMETHEUS}: `make integration` unpacks it (scripts/install-prometheus.sh)")
+    (podmonitor,) = [o for o in objects(stack) if o["kind"] == "PodMonitor"]
+    (release,) = [o for o in objects(stack) if o["kind"] == "HelmRelease" and o["spec"]["chart"]["spec"]["chart"] == "kube-prometheus-stack"]
+    elasti = stack.cluster.get("ElastiService", "llamacpp-tiny-chat")
+    trigger = elasti["spec"]["triggers"][0]["metadata"]
+    assert trigger["serverAddress"] == f"http://prometheus-operated.{release['metadata']['namespace']}.svc.cluster.local:9090"
+    targets = tmp_path / "targets.json"
+    prometheus = Prometheus(tmp_path / "prometheus")
+    # the rendered job, found through a file instead of the API, every second instead of every 30 s
+    jobs = podmonitor_jobs(podmonitor, targets, interval="1s")
+    prometheus.write_targets(targets, pod_targets(stack.cluster))
+    try:
+        prometheus.start(lambda port: [*jobs, self_job(port, release["metadata"]["namespace"])])
+        instance = 'app_kubernetes_io_instance="llamacpp-tiny-chat"'
+        prometheus.wait_for(f"max(up{{{trigger['uptimeFilter']}}})", lambda v: v == 1, 30, "Prometheus scrapes itself")
+        self_up_since = time.monotonic()
+        prometheus.wait_for(f"count(up{{{instance}}} == 1)", lambda v: v == 1, 30, "the chat server is scraped")
+        prometheus.wait_for('count(up{app_kubernetes_io_instance="llamacpp-tiny-embed"} == 1)', lambda v: v == 1, 30, "the embedding server too")
+        threshold = float(trigger["threshold"])
+        # idle: the counters do not move and nothing is in flight
+        idle = prometheus.wait_for(trigger["query"], lambda v: v == 0, 15, "idle")
+        assert idle < threshold
+        # busy: streamed requests, one after the other, for a few scrapes
+        busy_client = openai.OpenAI(base_url=stack.server_url(CHAT.name), api_key="none", max_retries=0, timeout=60)
+        stop = threading.Event()
+
+        def work():
+            while not stop.is_set():
+                stream = busy_client.completions.create(model=CHAT.name, prompt="Count:", max_tokens=400, logit_bias=NO_EOS, stream=True)
+                for _ in stream:
+                    pass
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        try:
+            busy = prometheus.wait_for(trigger["query"], lambda v: v > threshold, 30, "busy")
+        finally:
+            stop.set()
+            worker.join(timeout=60)
+        assert busy > threshold
+        # the other model's query stays 0: the instance label keeps them apart
+        embed_trigger = [o for o in objects(stack) if o["kind"] == "ElastiService"]
+        assert len(embed_trigger) == 1  # only the chat model scales to zero
+        other = trigger["query"].replace("llamacpp-tiny-chat", "llamacpp-tiny-embed")
+        assert prometheus.query(other) == 0
+        # the uptime check, as KubeElasti words it: 1 once Prometheus was up for a whole cooldown
+        cooldown = int(elasti["spec"]["cooldownPeriod"])
+        time.sleep(max(0.0, self_up_since + cooldown + 1 - time.monotonic()))
+        assert prometheus.query(uptime_query(trigger["uptimeFilter"], cooldown)) == 1
+        # a filter that matches nothing keeps it from ever scaling down, as KubeElasti's default does without this one
+        assert prometheus.query(uptime_query('container="prometheus",namespace="elsewhere"', cooldown)) == 0
+    finally:
+        prometheus.stop()
 
 
 def test_the_gateway_lists_the_catalog(client):

@@ -36,7 +36,7 @@ def proxy(rendered, tmp_path_factory):
     if not LITELLM.exists():
         pytest.skip(f"no LiteLLM proxy at {LITELLM}: `make integration` installs it (requirements/litellm.lock)")
     tree, _ = rendered
-    configmap = yaml.safe_load((tree / "litellm" / "configmap-litellm-config.yaml").read_text())
+    configmap = yaml.safe_load((tree / "apps" / "litellm" / "configmap-litellm-config.yaml").read_text())
     config = yaml.safe_load(configmap["data"]["config.yaml"])
     with OpenAIStub() as stub:
         # one llama.cpp route goes to a stand-in llama-server on loopback; the others keep their cluster addresses

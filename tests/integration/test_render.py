@@ -17,6 +17,7 @@ from tests.support.tree_checks import (
     plaintext_leaks,
     policy_problems,
     schema_problems,
+    values_problems,
 )
 
 
@@ -24,19 +25,23 @@ def test_the_run_ends_by_saying_where_the_tree_is_and_what_it_holds(rendered):
     tree, run = rendered
     assert f"GitOps tree: {tree}" in run.output
     for line in (
-        "gpu-plugins/",
-        "longhorn/",
-        "llamacpp/",
+        "infrastructure/gpu-plugins/",
+        "infrastructure/longhorn/",
+        "apps/llamacpp/",
         "Open WebUI              http://10.10.2.25/",
         "qwen-embed              llamacpp, embedding, on gpu-amd-01",
     ):
         assert line in run.output
 
 
-def test_the_tree_has_a_directory_per_component_in_dependency_order(rendered):
+def test_the_tree_has_layers_with_a_directory_per_component_in_dependency_order(rendered):
     tree, _ = rendered
-    resources = yaml.safe_load((tree / "kustomization.yaml").read_text())["resources"]
-    assert resources == ["namespaces", "gpu-plugins", "longhorn", "llamacpp", "ollama", "litellm", "qdrant", "stable-diffusion", "open-webui"]
+    infrastructure = yaml.safe_load((tree / "infrastructure" / "kustomization.yaml").read_text())["resources"]
+    apps = yaml.safe_load((tree / "apps" / "kustomization.yaml").read_text())["resources"]
+    assert infrastructure == ["namespaces", "gpu-plugins", "longhorn", "llamacpp"]
+    assert apps == ["gpu-plugins", "llamacpp", "ollama", "litellm", "qdrant", "stable-diffusion", "open-webui"]
+    assert sorted(p.name for p in (tree / "flux").iterdir()) == ["apps.yaml", "infrastructure.yaml"]
+    assert not (tree / "kustomization.yaml").exists()  # one Kustomization for everything cannot come up
     assert kustomization_problems(tree) == []
     assert "age1" in (tree / ".sops.yaml").read_text()
 
@@ -49,7 +54,21 @@ def test_every_object_validates_against_the_upstream_schemas(rendered):
     assert CRD_DIR.is_dir(), f"no CRDs at {CRD_DIR}"
     assert unchecked == []
     kinds = {obj["kind"] for _, obj in objects}
-    assert {"HelmRelease", "HelmRepository", "ElastiService"} <= kinds
+    assert {"HelmRelease", "HelmRepository", "ElastiService", "Kustomization", "NodeFeatureRule", "PodMonitor"} <= kinds
+
+
+def test_every_helm_value_is_a_key_of_its_chart(rendered):
+    tree, _ = rendered
+    problems, unchecked = values_problems(load_objects(tree))
+    assert problems == []
+    # no values.yaml of these in tests/fixtures/charts yet: their keys were read in the charts' sources
+    assert unchecked == ["kube-prometheus-stack 88.5.3", "node-feature-discovery 0.19.0"]
+
+
+def test_a_misspelled_helm_value_is_caught():
+    release = {"kind": "HelmRelease", "spec": {"chart": {"spec": {"chart": "longhorn", "version": "1.10.1"}}}}
+    release["spec"]["values"] = {"persistence": {"defaultClas": False, "defaultClassReplicaCount": 1}, "preUpgradeChecker": {"jobEnabled": False}}
+    assert values_problems([("longhorn.yaml", release)])[0] == ["longhorn.yaml: values.persistence.defaultClas: longhorn 1.10.1 has no such key"]
 
 
 def test_workloads_follow_the_policy(rendered):
@@ -62,7 +81,8 @@ def test_the_example_hardware_is_modelled(rendered):
     objects = {(obj["kind"], obj["metadata"]["name"]): obj for _, obj in load_objects(tree)}
     config = objects[("ConfigMap", "nvidia-device-plugin-configs")]["data"]["gpu-nvidia-01"]
     assert yaml.safe_load(config)["sharing"]["timeSlicing"]["resources"] == [{"name": "nvidia.com/gpu", "replicas": 4}]
-    assert objects[("Node", "gpu-nvidia-01")]["metadata"]["labels"]["nvidia.com/device-plugin.config"] == "gpu-nvidia-01"
+    (rule,) = objects[("NodeFeatureRule", "homelab-ai-node-gpu-nvidia-01")]["spec"]["rules"]
+    assert rule["labels"]["nvidia.com/device-plugin.config"] == "gpu-nvidia-01"
     intel = objects[("DaemonSet", "intel-gpu-plugin-shared-2")]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "-shared-dev-num=2" in intel
     assert objects[("RuntimeClass", "nvidia")]["handler"] == "nvidia"
@@ -86,14 +106,14 @@ def test_secrets_are_encrypted_and_never_in_plain_text(rendered, age_key):
     tree, run = rendered
     secrets = decrypt_secrets(tree, str(age_key))
     assert sorted(name for name, _ in secrets) == [
-        "litellm/secret-litellm.sops.yaml",
-        "open-webui/secret-open-webui.sops.yaml",
-        "qdrant/secret-qdrant.sops.yaml",
-        "stable-diffusion/secret-stable-diffusion.sops.yaml",
+        "apps/litellm/secret-litellm.sops.yaml",
+        "apps/open-webui/secret-open-webui.sops.yaml",
+        "apps/qdrant/secret-qdrant.sops.yaml",
+        "apps/stable-diffusion/secret-stable-diffusion.sops.yaml",
     ]
     values = {name: secret["stringData"] for name, secret in secrets}
-    assert values["litellm/secret-litellm.sops.yaml"]["master-key"].startswith("sk-")
-    assert len(values["open-webui/secret-open-webui.sops.yaml"]["secret-key"]) == 64
+    assert values["apps/litellm/secret-litellm.sops.yaml"]["master-key"].startswith("sk-")
+    assert len(values["apps/open-webui/secret-open-webui.sops.yaml"]["secret-key"]) == 64
     assert plaintext_leaks(tree, secrets, run.output) == []
     assert check_tree(tree, str(age_key)) == []
 
@@ -123,11 +143,13 @@ def test_the_vram_plan_is_shown_and_written(rendered):
     assert "| strix-02/gpu0 | llama-3.3-70b | llamacpp |" in plan
 
 
-def test_gpu_nodes_carry_their_labels(rendered):
+def test_gpu_nodes_get_their_labels_from_node_feature_rules_never_node_objects(rendered):
     tree, _ = rendered
-    node = yaml.safe_load((tree / "gpu-plugins" / "node-strix-01.yaml").read_text())
-    assert set(node) == {"apiVersion", "kind", "metadata"}
-    labels = node["metadata"]["labels"]
+    assert [path for path, obj in load_objects(tree) if obj["kind"] == "Node"] == []
+    rule = yaml.safe_load((tree / "apps" / "gpu-plugins" / "nodefeaturerule-homelab-ai-node-strix-01.yaml").read_text())
+    (match,) = rule["spec"]["rules"][0]["matchFeatures"]
+    assert match == {"feature": "system.name", "matchExpressions": {"nodename": {"op": "In", "value": ["strix-01"]}}}
+    labels = rule["spec"]["rules"][0]["labels"]
     assert labels["homelab.ai/gpu.amd"] == "true" and labels["homelab.ai/gpu.amd.apu"] == "true"
     assert labels["homelab.ai/gpu.amd.memory"] == "96Gi" and labels["homelab.ai/gpu.amd.sharing"] == "exclusive"
 
@@ -157,8 +179,8 @@ def test_a_hugging_face_token_reaches_the_pull_jobs_encrypted_only(collections, 
     assert run.rc == 0, run.output[-3000:]
     tree = out / "homelab"
     secrets = dict(decrypt_secrets(tree, str(age_key)))
-    assert secrets["llamacpp/secret-llamacpp-huggingface.sops.yaml"]["stringData"] == {"HF_TOKEN": token}
-    jobs = [obj for path, obj in load_objects(tree) if obj["kind"] == "Job" and path.startswith("llamacpp/")]
+    assert secrets["apps/llamacpp/secret-llamacpp-huggingface.sops.yaml"]["stringData"] == {"HF_TOKEN": token}
+    jobs = [obj for path, obj in load_objects(tree) if obj["kind"] == "Job" and path.startswith("apps/llamacpp/")]
     assert len(jobs) == 3
     for job in jobs:
         env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}

@@ -48,6 +48,8 @@ CHATML = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 EOS = 2  # gguf_models' end-of-sequence token: requests bias it away to get exactly max_tokens
+# KubeElasti scales down only once Prometheus was up for a whole cooldown: short, so the test can see it (default 900)
+SCALE_TO_ZERO_COOLDOWN = 8
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,7 @@ class Stack:
                 "homelab_ai_models": self.catalog(),
                 "deliver_vram_fetch": True,
                 "deliver_vram_cache_dir": str(self.workdir / "gguf-cache"),
+                "llamacpp_scale_to_zero_cooldown": SCALE_TO_ZERO_COOLDOWN,
             },
             env={"HF_ENDPOINT": self.hub.url},
         )
@@ -369,7 +372,7 @@ class Stack:
 
     def litellm_config(self) -> Dict[str, Any]:
         assert self.tree
-        configmap = yaml.safe_load((self.tree / "litellm" / "configmap-litellm-config.yaml").read_text())
+        configmap = yaml.safe_load((self.tree / "apps" / "litellm" / "configmap-litellm-config.yaml").read_text())
         return yaml.safe_load(configmap["data"]["config.yaml"])
 
 

@@ -42,6 +42,8 @@ RESOURCES: List[Tuple[str, str, str, str, bool]] = [
     ("networking.k8s.io", "v1", "ingresses", "Ingress", True),
     ("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", False),
     ("elasti.truefoundry.com", "v1alpha1", "elastiservices", "ElastiService", True),
+    ("nfd.k8s-sigs.io", "v1alpha1", "nodefeaturerules", "NodeFeatureRule", False),
+    ("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", True),
 ]
 _SINGULAR = {"Ingress": "ingress", "StorageClass": "storageclass", "RuntimeClass": "runtimeclass"}
 
@@ -87,6 +89,10 @@ class FakeKube:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 self._send(*fake.handle("POST", self.path, body, self.headers.get("Content-Type", "")))
+
+            def do_DELETE(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._send(*fake.handle("DELETE", self.path, body, self.headers.get("Content-Type", "")))
 
             def do_PUT(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -147,10 +153,13 @@ class FakeKube:
                 obj = self.store.get(key)
                 return (200, copy.deepcopy(obj)) if obj else (404, _status(404, "NotFound", f'{_plural} "{name}" not found', kind, name))
             if method == "GET":
+                selector = dict(term.split("=", 1) for term in (query.get("labelSelector") or [""])[0].split(",") if "=" in term)
                 items = [
                     copy.deepcopy(o)
                     for (g, k, ns, _), o in sorted(self.store.items(), key=lambda i: str(i[0]))
-                    if (g, k) == (group, kind) and namespace in (None, ns)
+                    if (g, k) == (group, kind)
+                    and namespace in (None, ns)
+                    and all((o["metadata"].get("labels") or {}).get(key) == value for key, value in selector.items())
                 ]
                 return 200, {
                     "apiVersion": f"{group}/{version}".lstrip("/"),
@@ -167,6 +176,13 @@ class FakeKube:
                     return 404, _status(404, "NotFound", f'{_plural} "{name}" not found', kind, name)
                 merged = _merge(copy.deepcopy(existing), patch)
                 return 200, self._commit(key, existing, merged, dry_run)
+            if method == "DELETE" and name:
+                existing = self.store.get(key)
+                if existing is None:
+                    return 404, _status(404, "NotFound", f'{_plural} "{name}" not found', kind, name)
+                if not dry_run:
+                    del self.store[key]
+                return 200, copy.deepcopy(existing)
             if method == "POST" and not name:
                 obj = json.loads(body or b"{}")
                 key = (group, kind, namespace, obj["metadata"]["name"])

@@ -58,7 +58,9 @@ def run_site(
     cwd: Optional[Path] = None,
     env: Optional[Mapping[str, str]] = None,
     playbook: str = "site.yml",
-) -> Run:
+    background: bool = False,
+) -> Any:
+    """Run the playbook and return its ``Run``; with ``background``, the ``Popen`` of a process group of its own."""
     env = {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
@@ -76,5 +78,7 @@ def run_site(
     command = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / playbook), *args]
     # the VRAM plan plans from the catalog: no GGUF headers are fetched from hubs in tests
     command += ["-e", json.dumps({"deliver_vram_fetch": False, **dict(extra_vars or {})})]
+    if background:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd or ROOT, start_new_session=True)
     proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd or ROOT, check=False)
     return Run(proc.returncode, proc.stdout + proc.stderr)

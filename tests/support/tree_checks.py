@@ -33,6 +33,8 @@ import yaml
 K8S_VERSION = "1.33.0"
 # upstream CRDs, copied unchanged (tests/fixtures/crds/README.md); HOMELAB_AI_CRDS points elsewhere
 CRD_DIR = Path(os.environ.get("HOMELAB_AI_CRDS") or Path(__file__).resolve().parents[1] / "fixtures" / "crds")
+# the pinned charts' own values.yaml and Chart.yaml (tests/fixtures/charts/README.md)
+CHARTS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "charts"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 # Device plugins talk to the kubelet over a socket; their images have no shell and no HTTP endpoint to probe.
 NO_PROBES = {("DaemonSet", "amdgpu-device-plugin")} | {("DaemonSet", f"intel-gpu-plugin-shared-{n}") for n in range(1, 65)}
@@ -64,15 +66,23 @@ def load_objects(root: Path) -> List[Tuple[str, Dict[str, Any]]]:
     return found
 
 
+def crds(crd_dir: Path = CRD_DIR) -> Dict[str, List[Dict[str, Any]]]:
+    """The CRDs of each file of ``crd_dir`` (a file may hold several)."""
+    found: Dict[str, List[Dict[str, Any]]] = {}
+    for path in sorted(crd_dir.glob("*.yaml")) if crd_dir.is_dir() else []:
+        docs = [doc for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"]
+        if docs:
+            found[path.name] = docs
+    return found
+
+
 def _crd_schemas(crd_dir: Path) -> Dict[Tuple[str, str], Dict[str, Any]]:
     schemas: Dict[Tuple[str, str], Dict[str, Any]] = {}
-    if not crd_dir.is_dir():
-        return schemas
-    for path in crd_dir.glob("*.yaml"):
-        crd = yaml.safe_load(path.read_text())
-        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-        for version in crd["spec"]["versions"]:
-            schemas[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
+    for docs in crds(crd_dir).values():
+        for crd in docs:
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            for version in crd["spec"]["versions"]:
+                schemas[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
     return schemas
 
 
@@ -125,6 +135,49 @@ def kustomization_problems(root: Path) -> List[str]:
         for name in sorted(present - set(listed)):
             problems.append(f"{kustomization.relative_to(root)}: does not list {name}")
     return problems
+
+
+def values_problems(objects: Iterable[Tuple[str, Dict[str, Any]]], charts_dir: Path = CHARTS_DIR) -> Tuple[List[str], List[str]]:
+    """(values keys a chart does not know, charts whose values.yaml is not here). Helm says nothing of unknown keys.
+
+    A key is known where the chart's values.yaml has it, below a key whose default is an empty map or null (free-form:
+    nodeSelector, resources, ...), or as a subchart's ``condition`` in Chart.yaml (``nfd.enabled``).
+    """
+    problems: List[str] = []
+    unchecked: List[str] = []
+    for where, obj in objects:
+        if obj.get("kind") != "HelmRelease":
+            continue
+        spec = obj["spec"]["chart"]["spec"]
+        folder = charts_dir / f"{spec['chart']}-{spec['version']}"
+        if not (folder / "values.yaml").exists():
+            unchecked.append(f"{spec['chart']} {spec['version']}")
+            continue
+        defaults = yaml.safe_load((folder / "values.yaml").read_text()) or {}
+        chart = yaml.safe_load((folder / "Chart.yaml").read_text()) or {}
+        conditions = {path for dep in chart.get("dependencies") or [] for path in str(dep.get("condition") or "").split(",") if path}
+        problems.extend(
+            f"{where}: values.{path}: {spec['chart']} {spec['version']} has no such key"
+            for path in _unknown_keys(obj["spec"].get("values") or {}, defaults, "", conditions)
+        )
+    return problems, sorted(set(unchecked))
+
+
+def _unknown_keys(values: Any, defaults: Any, prefix: str, conditions: set) -> List[str]:
+    if not isinstance(values, dict):
+        return []
+    if defaults is None or defaults == {}:
+        return []  # a free-form map: any key goes
+    unknown = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if path in conditions:
+            continue
+        if not isinstance(defaults, dict) or key not in defaults:
+            unknown.append(path)
+            continue
+        unknown.extend(_unknown_keys(value, defaults[key], path + ".", conditions))
+    return unknown
 
 
 def policy_problems(objects: Iterable[Tuple[str, Dict[str, Any]]]) -> List[str]:
@@ -248,7 +301,9 @@ def wiring_problems(objects: Iterable[Dict[str, Any]]) -> List[str]:
                 if port is not None and container_port({"containers": [container]}, port) is None:
                     problems.append(f"{obj['kind']} {obj['metadata']['name']}: {probe} port {port!r} is no port of container {container['name']}")
 
-    rendered_namespaces = {o["metadata"].get("namespace", "") for o in objects}
+    # a namespace a chart is installed into holds what the chart makes (Prometheus' Services): the chart's business
+    chart_namespaces = {o["metadata"].get("namespace", "") for o in objects if o["kind"] == "HelmRelease"}
+    rendered_namespaces = {o["metadata"].get("namespace", "") for o in objects} - chart_namespaces
     routed = set()
     for configmap in (o for o in objects if o["kind"] == "ConfigMap" and "config.yaml" in (o.get("data") or {})):
         config = yaml.safe_load(configmap["data"]["config.yaml"]) or {}
@@ -345,6 +400,7 @@ def check_tree(root: Path, age_key: Optional[str] = None) -> List[str]:
     problems, _unchecked = schema_problems(objects)
     problems += kustomization_problems(root)
     problems += policy_problems(objects)
+    problems += values_problems(objects)[0]
     problems += wiring_problems(obj for _, obj in objects)
     if age_key:
         secrets = decrypt_secrets(root, age_key)
@@ -358,8 +414,8 @@ def main() -> int:
     parser.add_argument("tree", type=Path)
     parser.add_argument("--age-key")
     args = parser.parse_args()
-    if not (args.tree / "kustomization.yaml").exists():
-        print(f"{args.tree}: no kustomization.yaml, not a rendered tree", file=sys.stderr)
+    if not (args.tree / "flux").is_dir():
+        print(f"{args.tree}: no flux/ directory, not a rendered tree", file=sys.stderr)
         return 2
     problems = check_tree(args.tree, args.age_key)
     for problem in problems:

@@ -19,8 +19,8 @@ FILTERS = FilterModule().filters()
 
 def test_gpu_filters() -> None:
     inv = example_inventory()
-    nodes = FILTERS["gpu_node_objects"](inv)
-    assert {n["metadata"]["name"] for n in nodes} == {"gpu-nvidia-01", "gpu-amd-01", "strix-01", "strix-02", "media-01"}
+    rules = FILTERS["node_feature_rules"](inv)
+    assert {r["metadata"]["name"] for r in rules} == {f"homelab-ai-node-{n}" for n in ("gpu-nvidia-01", "gpu-amd-01", "strix-01", "strix-02", "media-01")}
     configmap = FILTERS["nvidia_device_plugin_configmap"](inv, "kube-system")
     assert sorted(configmap["data"]) == ["default", "gpu-nvidia-01"]
     assert FILTERS["intel_plugin_groups"](inv)[0]["shared_dev_num"] == 2
@@ -29,5 +29,5 @@ def test_gpu_filters() -> None:
 
 
 def test_errors_name_the_filter() -> None:
-    with pytest.raises(AnsibleFilterError, match=r"homelab.ai.gpu_node_objects: 'nodes'"):
-        FILTERS["gpu_node_objects"]({})
+    with pytest.raises(AnsibleFilterError, match=r"homelab.ai.node_feature_rules: 'nodes'"):
+        FILTERS["node_feature_rules"]({})

@@ -10,7 +10,6 @@ from ansible_collections.homelab.ai.plugins.module_utils._components import (
     delivery_plan,
     delivery_secrets,
     endpoints,
-    flux_objects,
     namespace_objects,
     namespaces_of,
     normalize_component,
@@ -29,11 +28,27 @@ def component(name, objects=(), needs=(), **extra):
     return normalize_component({"name": name, "objects": list(objects), "needs": list(needs), **extra}, "ai")
 
 
-def test_normalize_fills_namespace_and_common_labels_but_leaves_nodes_alone():
-    c = component("x", [deployment("a"), {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": {"k": "v"}}}])
+def test_normalize_fills_namespace_and_common_labels():
+    c = component("x", [deployment("a"), {"apiVersion": "nfd.k8s-sigs.io/v1alpha1", "kind": "NodeFeatureRule", "metadata": {"name": "r"}}])
     assert c["objects"][0]["metadata"]["namespace"] == "ai"
     assert c["objects"][0]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "homelab.ai"
-    assert c["objects"][1]["metadata"] == {"name": "n1", "labels": {"k": "v"}}
+    assert "namespace" not in c["objects"][1]["metadata"]  # cluster-scoped
+    assert c["layer"] == "apps"
+
+
+def test_what_holds_data_is_never_pruned_by_flux():
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "annotations": {"a": "b"}}}
+    c = component("x", [pvc, deployment("d")])
+    assert c["objects"][0]["metadata"]["annotations"] == {"a": "b", "kustomize.toolkit.fluxcd.io/prune": "disabled"}
+    assert "annotations" not in c["objects"][1]["metadata"]
+    (ns,) = namespace_objects([c])
+    assert ns["metadata"]["annotations"] == {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
+
+
+def test_a_component_names_a_layer_of_the_tree():
+    assert component("x", layer="infrastructure")["layer"] == "infrastructure"
+    with pytest.raises(InputError, match=r"component x.layer: 'platform' is not a layer of the tree"):
+        component("x", layer="platform")
 
 
 def test_normalize_refuses_objects_without_identity_and_duplicates():
@@ -62,19 +77,6 @@ def test_namespaces_of_skips_system_and_created_ones():
     assert namespaces_of(comps) == ["ai"]
 
 
-def test_flux_objects_for_http_and_oci_repositories():
-    repo, release = flux_objects(
-        {"name": "n", "namespace": "ns", "repo_name": "r", "repo_url": "oci://reg/charts", "chart": "c", "version": "1.2", "values": {"a": 1}}
-    )
-    assert repo["spec"] == {"interval": "1h", "url": "oci://reg/charts", "type": "oci"}
-    assert release["spec"]["chart"]["spec"] == {
-        "chart": "c",
-        "version": "1.2",
-        "sourceRef": {"kind": "HelmRepository", "name": "r", "namespace": "flux-system"},
-    }
-    assert release["spec"]["values"] == {"a": 1}
-
-
 def test_apply_batches_put_namespaces_first_and_wait_for_workloads_not_scaled_to_zero():
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "longhorn-system"}}
     comps = [component("a", [ns, deployment("d1"), deployment("d0", replicas=0), deployment("dz", replicas=None)])]
@@ -87,7 +89,8 @@ def test_apply_batches_put_namespaces_first_and_wait_for_workloads_not_scaled_to
 def test_delivery_secrets_give_paths_and_value_variables_never_values():
     secret = {"name": "litellm", "keys": {"master-key": {"var": "litellm_master_key", "prefix": "sk-"}}}
     (entry,) = delivery_secrets([component("litellm", [deployment("litellm")], secrets=[secret])], "/t/homelab")
-    assert entry["path"] == "/t/homelab/litellm/secret-litellm.sops.yaml"
+    assert entry["path"] == "/t/homelab/apps/litellm/secret-litellm.sops.yaml"
+    assert entry["previous_path"] == "/t/homelab/litellm/secret-litellm.sops.yaml"  # where the tree kept it before layers
     assert entry["generate"] == {"master-key": {"prefix": "sk-"}}
     assert entry["value_vars"] == {"master-key": "litellm_master_key"}
 
@@ -101,6 +104,19 @@ def test_delivery_plan_orders_and_batches():
     plan = delivery_plan([component("b", [deployment("db")], needs=["a"]), component("a", [deployment("da")])])
     assert plan["components"] == ["a", "b"]
     assert [batch["name"] for batch in plan["batches"]] == ["namespaces", "a", "b"]
+
+
+def test_delivery_plan_names_what_it_applies_for_the_record():
+    chart = {"name": "l", "namespace": "longhorn-system", "repo_name": "r", "repo_url": "https://x", "chart": "c", "version": "1", "keeps_data": True}
+    secret = {"name": "s", "keys": {"k": {}}}
+    plan = delivery_plan([component("a", [deployment("da")], helm=[chart], secrets=[secret])])
+    assert plan["refs"] == [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ai"}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "longhorn-system"}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "da", "namespace": "ai"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "ai"}},
+    ]
+    assert plan["charts"] == [{"namespace": "longhorn-system", "name": "l", "keeps_data": True}]
 
 
 def test_components_are_collected_from_variables_by_marker():

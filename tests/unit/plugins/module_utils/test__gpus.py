@@ -12,9 +12,9 @@ import yaml
 from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
     compare_gpus,
     gpu_node_labels,
-    gpu_node_objects,
     intel_plugin_groups,
     label_value,
+    node_feature_rules,
     nvidia_device_plugin_config,
     nvidia_device_plugin_configmap,
 )
@@ -64,17 +64,20 @@ def test_labels_of_the_example_nodes() -> None:
     assert media["homelab.ai/gpu.intel.sharing"] == "time-sliced"
 
 
-def test_node_objects_carry_only_labels() -> None:
+def test_node_labels_come_as_node_feature_rules_that_match_the_node_by_name() -> None:
     hosts = example_hosts()
-    hosts["gpu-amd-01"]["homelab_ai_node_labels"] = {"topology.kubernetes.io/zone": "rack-1"}
+    hosts["gpu-amd-01"]["homelab_ai_node_labels"] = {"topology.homelab.ai/rack": "rack-1"}
     hosts["cpu-01"] = {"homelab_ai_node_labels": {"homelab.ai/storage": "true"}}
     hosts["cpu-02"] = {}
-    objects = gpu_node_objects(inventory(hosts))
-    assert [o["metadata"]["name"] for o in objects] == ["gpu-amd-01", "gpu-nvidia-01", "media-01", "strix-01", "strix-02", "cpu-01"]
-    assert all(set(o) == {"apiVersion", "kind", "metadata"} and set(o["metadata"]) == {"name", "labels"} for o in objects)
-    amd = objects[0]["metadata"]["labels"]
-    assert amd["topology.kubernetes.io/zone"] == "rack-1" and amd["homelab.ai/gpu.amd"] == "true"
-    assert objects[-1]["metadata"]["labels"] == {"homelab.ai/storage": "true"}
+    rules = node_feature_rules(inventory(hosts))
+    assert [r["metadata"]["name"] for r in rules] == [
+        f"homelab-ai-node-{n}" for n in ("gpu-amd-01", "gpu-nvidia-01", "media-01", "strix-01", "strix-02", "cpu-01")
+    ]
+    assert all(r["kind"] == "NodeFeatureRule" and set(r["metadata"]) == {"name"} for r in rules)  # cluster-scoped
+    (amd,) = rules[0]["spec"]["rules"]
+    assert amd["matchFeatures"] == [{"feature": "system.name", "matchExpressions": {"nodename": {"op": "In", "value": ["gpu-amd-01"]}}}]
+    assert amd["labels"]["topology.homelab.ai/rack"] == "rack-1" and amd["labels"]["homelab.ai/gpu.amd"] == "true"
+    assert rules[-1]["spec"]["rules"][0]["labels"] == {"homelab.ai/storage": "true"}
 
 
 def test_nvidia_config_formats() -> None:

@@ -144,3 +144,46 @@ def test_slug():
     assert slug("qwen2.5-coder:14b") == "qwen2-5-coder-14b"
     assert slug("Org/Model_Name") == "org-model-name"
     assert len(slug("x" * 200)) == 52
+
+
+def test_flux_reads_the_tree_where_the_inventory_says():
+    shared, hosts = example_inventory()
+    inventory = build_inventory(shared, hosts, cwd="/srv")
+    assert (inventory.flux.path, inventory.flux.source, inventory.prune_data) == ("./homelab", "flux-system", False)
+    shared.update(homelab_ai_flux_path="clusters/homelab/", homelab_ai_flux_source="homelab-repo", homelab_ai_prune_data="yes")
+    inventory = build_inventory(shared, hosts, cwd="/srv")
+    assert (inventory.flux.path, inventory.flux.source, inventory.prune_data) == ("./clusters/homelab", "homelab-repo", True)
+
+
+@pytest.mark.parametrize("path", ["../elsewhere", "./a/../../b", "a b", "/", "a\n  b: c"])
+def test_a_flux_path_outside_the_repository_is_refused(path):
+    shared, hosts = example_inventory()
+    shared["homelab_ai_flux_path"] = path
+    (problem,) = problems(shared, hosts)
+    assert problem.startswith(f"homelab_ai_flux_path: {path!r} is not a path inside a Git repository")
+
+
+def test_a_model_that_scales_to_zero_needs_a_service_name_kubeelasti_can_extend():
+    shared, hosts = example_inventory()
+    shared["homelab_ai_models"][1]["name"] = "qwen3-30b-a3b-instruct-2507-thinking-q4"  # llamacpp-<it>: 48 characters
+    (problem,) = problems(shared, hosts)
+    assert problem.startswith("homelab_ai_models[1] (qwen3-30b-a3b-instruct-2507-thinking-q4).name: its Service llamacpp-qwen3-30b-a3b")
+    assert "at most 32 letters and digits" in problem
+    shared["homelab_ai_models"][1]["scale_to_zero"] = False  # no KubeElasti, 63 is the limit
+    build_inventory(shared, hosts, cwd="/tmp")
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("storage", "a label without a prefix is set as feature.node.kubernetes.io/storage"),
+        ("node-role.kubernetes.io/gpu", "the node-role.kubernetes.io prefix belongs to Kubernetes"),
+        ("kubernetes.io/arch", "the kubernetes.io prefix belongs to Kubernetes"),
+    ],
+)
+def test_node_labels_that_node_feature_discovery_would_not_set_are_refused(key, why):
+    shared, hosts = example_inventory()
+    hosts["media-01"]["homelab_ai_node_labels"] = {key: "x", "feature.node.kubernetes.io/custom": "y", "homelab.ai/rack": "r1"}
+    (problem,) = problems(shared, hosts)
+    fix = "Fix: use a prefix of your own, such as homelab.ai/ or example.com/"
+    assert problem == f"media-01: homelab_ai_node_labels.{key}: {why}: node-feature-discovery, which puts the labels on the nodes, would not set it. {fix}"

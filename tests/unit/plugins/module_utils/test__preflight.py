@@ -64,3 +64,13 @@ def test_quantities_by_name_and_in_resources():
         {"ollama_storage_size": "100GB", "ollama_vram": "", "qdrant_resources": {"requests": {"cpu": "lots", "memory": "1Gi"}, "limits": {"nvidia.com/gpu": 1}}}
     )
     assert [p.where for p in problems] == ["ollama_storage_size", "qdrant_resources.requests.cpu"]
+
+
+def test_scale_to_zero_without_a_prometheus_to_ask_is_refused(age_key):
+    shared, hosts = example_inventory()
+    variables = {**shared, "homelab_ai_sops_age_key_file": age_key, "llamacpp_prometheus_install": False}
+    with pytest.raises(InputError) as info:
+        run_preflight(variables, hosts, SPECS)
+    (problem,) = info.value.problems
+    assert str(problem).startswith("llamacpp_prometheus_url: is empty and llamacpp_prometheus_install is false, but qwen3-30b-a3b, llama-3.3-70b scale to zero")
+    run_preflight({**variables, "llamacpp_prometheus_url": "http://prometheus.monitoring.svc:9090"}, hosts, SPECS)
