@@ -14,6 +14,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.homelab.ai.plugins.module_utils._preflight import load_role_specs, run_preflight
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
+from ansible_collections.homelab.ai.plugins.module_utils._wiring import load_declarations
 from ansible_collections.homelab.ai.plugins.module_utils._yaml import plain
 
 _ROLES_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "roles")
@@ -34,13 +35,16 @@ class ActionModule(ActionBase):
         hosts = {}
         for host in task_vars.get("groups", {}).get(group, []):
             host_vars = hostvars[host]
-            hosts[host] = {name: host_vars[name] for name in host_vars if name.startswith("homelab_ai_")}
+            # the collection's values, and the other names too: a look-alike of ours is a misspelling
+            hosts[host] = {name: host_vars[name] if name.startswith("homelab_ai_") else None for name in host_vars}
             # what homelab.ai.gpu_facts found, also where facts are not injected as variables
             detected = (host_vars.get("ansible_facts") or {}).get("homelab_ai_gpu_facts")
             if detected is not None and "homelab_ai_gpu_facts" not in hosts[host]:
                 hosts[host]["homelab_ai_gpu_facts"] = detected
         try:
-            inventory, warnings = run_preflight(variables, hosts, specs, cwd=os.getcwd())
+            inventory, warnings = run_preflight(
+                variables, hosts, specs, declarations=load_declarations(_ROLES_DIR), names=[n for n in task_vars if n not in variables], cwd=os.getcwd()
+            )
         except InputError as exc:
             result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
             return result

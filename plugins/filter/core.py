@@ -7,12 +7,11 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.ai.plugins.module_utils._components import (
-    component_url,
     delivery_plan,
     delivery_secrets,
+    describe_component,
     endpoints,
     gpu_workloads_of,
-    normalize_component,
 )
 from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
     gpu_node_labels,
@@ -22,7 +21,7 @@ from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
     nvidia_device_plugin_configmap,
 )
 from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_resource, node_gpu
-from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config, llamacpp_routes, ollama_routes
+from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
 from ansible_collections.homelab.ai.plugins.module_utils._pull_job import code_configmap, pull_job, pull_wait_container
 from ansible_collections.homelab.ai.plugins.module_utils._quantity import QuantityError, to_bytes, to_quantity
@@ -46,14 +45,11 @@ class FilterModule:
     def filters(self):
         return {
             "delivery_plan": _wrap(delivery_plan),
-            "component_url": _wrap(component_url),
-            "component": _wrap(normalize_component),
+            "component": _wrap(describe_component),
             "delivery_secrets": _wrap(delivery_secrets),
             "endpoints": _wrap(endpoints),
             "gpu_workloads_of": _wrap(gpu_workloads_of),
             "litellm_config": _wrap(litellm_config),
-            "llamacpp_routes": _wrap(llamacpp_routes),
-            "ollama_routes": _wrap(ollama_routes),
             "gpu_resource": _wrap(gpu_resource),
             "cache_size": _wrap(cache_size),
             "node_gpu": _wrap(node_gpu),

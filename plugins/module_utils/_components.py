@@ -3,7 +3,8 @@
 """What a role hands to the delivery: a component, its objects, Helm charts and secret specs.
 
 A role never talks to the cluster; it describes a component and keeps it in a variable of its own
-(``set_fact: <role>_component: "{{ {...} | homelab.ai.component(inventory) }}"``). The delivery collects
+(``set_fact: _<role>_component: "{{ {...} | homelab.ai.component(inventory, role) }}"``; its name, layer and needs come
+from its ``meta/component.yml``). The delivery collects
 every such variable (``collect_components``) and turns them into a GitOps tree (render) or server-side
 applies them (apply), in dependency order, so both modes deliver the same objects.
 
@@ -33,9 +34,9 @@ __all__ = [
     "SYSTEM_NAMESPACES",
     "apply_batches",
     "collect_components",
-    "component_url",
     "delivery_plan",
     "delivery_secrets",
+    "describe_component",
     "endpoints",
     "gpu_workloads_of",
     "namespace_objects",
@@ -54,7 +55,7 @@ COMMON_LABELS = {"app.kubernetes.io/managed-by": "homelab.ai", "app.kubernetes.i
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # the key that marks a variable's value as a registered component
 MARKER = "homelab_ai_component"
-_COMPONENT_KEYS = ("name", "layer", "needs", "objects", "secrets", "helm", "gpu_workloads", "routes", "summary")
+_COMPONENT_KEYS = ("name", "layer", "needs", "objects", "secrets", "helm", "gpu_workloads", "summary")
 # provides: the API groups whose CRDs the chart installs; keeps_data: uninstalling it would lose volumes
 _HELM_KEYS = ("name", "namespace", "repo_name", "repo_url", "chart", "version", "values", "needs", "provides", "keeps_data")
 
@@ -67,6 +68,19 @@ def collect_components(variables: Mapping[str, Any]) -> List[Mapping[str, Any]]:
     """
     found = [value for name, value in variables.items() if name.endswith("_component") and isinstance(value, Mapping) and value.get(MARKER)]
     return sorted(found, key=lambda component: str(component["name"]))
+
+
+def describe_component(raw: Mapping[str, Any], inventory: Mapping[str, Any], role: str) -> Dict[str, Any]:
+    """A role's component: what its templates made (``raw``) and what its ``meta/component.yml`` declares (name, layer,
+    needs: from ``homelab_ai_inventory.wiring``), checked and filled in (``normalize_component``)."""
+    declared = [(name, entry) for name, entry in (inventory.get("wiring") or {}).items() if entry["role"] == role]
+    if len(declared) != 1:
+        raise InputError([Problem(f"role {role}", "declares no component (meta/component.yml)", "add roles/<role>/meta/component.yml")])
+    name, entry = declared[0]
+    clashing = sorted(key for key in ("name", "layer", "needs") if key in raw)
+    if clashing:
+        raise InputError([Problem(f"component {name}", f"sets {', '.join(clashing)}, which meta/component.yml declares", "declare them there only")])
+    return normalize_component({**raw, "name": name, "layer": entry["layer"], "needs": entry["needs"]}, inventory["namespace"])
 
 
 def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[str, Any]:
@@ -131,7 +145,6 @@ def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[
             "helm": helm,
             "secrets": secrets,
             "gpu_workloads": list(raw.get("gpu_workloads") or []),
-            "routes": list(raw.get("routes") or []),
             "summary": dict(raw.get("summary") or {}),
         }
     )
@@ -266,11 +279,3 @@ def gpu_workloads_of(components: Sequence[Mapping[str, Any]]) -> List[Dict[str, 
 def endpoints(components: Sequence[Mapping[str, Any]]) -> List[Dict[str, str]]:
     """The endpoints the components announce, in delivery order, for the summary."""
     return [endpoint for component in order_components(components) for endpoint in (component.get("summary") or {}).get("endpoints") or []]
-
-
-def component_url(components: Sequence[Mapping[str, Any]], name: str) -> Optional[str]:
-    """The in-cluster URL a registered component offers (``summary.url``), or None when it is not deployed."""
-    for component in components:
-        if component["name"] == name:
-            return (component.get("summary") or {}).get("url")
-    return None

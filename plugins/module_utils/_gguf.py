@@ -296,11 +296,13 @@ def source_url(source: Source, *, timeout: float = 20, opener: Optional[Opener] 
     raise HeaderUnavailable(f"{source.uri}: the registry manifest names no model layer")
 
 
-def fetch_header(url: str, *, timeout: float = 20, opener: Optional[Opener] = None, first: int = _FIRST_FETCH, limit: int = _MAX_FETCH) -> GgufInfo:
+def fetch_header(
+    url: str, *, timeout: float = 20, opener: Optional[Opener] = None, first: int = _FIRST_FETCH, limit: int = _MAX_FETCH, token: Optional[str] = None
+) -> GgufInfo:
     """Fetch a growing prefix with ``Range: bytes=0-N`` until the header parses; a server without ranges is read as a
-    stream and closed once the header is in."""
+    stream and closed once the header is in. ``token`` (else ``HF_TOKEN``) is sent to the Hub only, for gated repositories."""
     headers = {"User-Agent": _USER_AGENT}
-    token = hf_token() if url.startswith(hf_endpoint() + "/") else None  # gated repositories
+    token = hf_token(token) if url.startswith(hf_endpoint() + "/") else None
     size = first
     while True:
         request = urllib.request.Request(url, headers={**headers, "Range": f"bytes=0-{size - 1}"})
@@ -406,6 +408,7 @@ def header_for_source(
     write_cache: bool = True,
     timeout: float = 20,
     opener: Optional[Opener] = None,
+    token: Optional[str] = None,
 ) -> Tuple[GgufInfo, str]:
     """The header of a catalog source and where it came from (``cache`` or ``fetched``); ``HeaderUnavailable`` else."""
     if cache is not None:
@@ -415,7 +418,7 @@ def header_for_source(
     if not fetch:
         raise HeaderUnavailable(f"{uri}: not in the header cache, and fetching is off")
     source = parse_source(uri)
-    info = fetch_header(source_url(source, timeout=timeout, opener=opener), timeout=timeout, opener=opener)
+    info = fetch_header(source_url(source, timeout=timeout, opener=opener), timeout=timeout, opener=opener, token=token)
     info.source = uri
     if cache is not None and write_cache:
         cache.put(uri, info)
@@ -425,8 +428,18 @@ def header_for_source(
 class HeaderLookup:
     """``header_for_source`` for a whole plan: a host that cannot be reached is asked once, not once per model."""
 
-    def __init__(self, cache: Optional[HeaderCache], *, fetch: bool = True, write_cache: bool = True, timeout: float = 10, opener: Optional[Opener] = None):
+    def __init__(
+        self,
+        cache: Optional[HeaderCache],
+        *,
+        fetch: bool = True,
+        write_cache: bool = True,
+        timeout: float = 10,
+        opener: Optional[Opener] = None,
+        token: Optional[str] = None,
+    ):
         self.cache = cache
+        self.token = token
         self.fetch = fetch
         self.write_cache = write_cache
         self.timeout = timeout
@@ -439,7 +452,9 @@ class HeaderLookup:
         if host in self.unreachable and (self.cache is None or self.cache.get(uri) is None):
             raise HeaderUnavailable(self.unreachable[host], True)
         try:
-            info, origin = header_for_source(uri, self.cache, fetch=self.fetch, write_cache=self.write_cache, timeout=self.timeout, opener=self.opener)
+            info, origin = header_for_source(
+                uri, self.cache, fetch=self.fetch, write_cache=self.write_cache, timeout=self.timeout, opener=self.opener, token=self.token
+            )
         except HeaderUnavailable as exc:
             if exc.unreachable:
                 # one short reason for every model on that host

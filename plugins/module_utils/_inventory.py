@@ -9,6 +9,7 @@ Nothing here touches the network or the disk.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Sequence
 
 from ._gpus import compare_gpus, gpus_from_facts
 from ._problems import InputError, Problem, suggest
-from ._quantity import QuantityError, to_bytes
+from ._quantity import QuantityError, to_bytes, to_quantity
 from ._sources import Source, SourceError, parse_source
 
 __all__ = [
@@ -65,6 +66,8 @@ DEFAULTS: Dict[str, Any] = {
     "homelab_ai_flux_source": "flux-system",
     # what holds data is never deleted unless asked: volume claims and namespaces (apply mode), secret files (both)
     "homelab_ai_prune_data": False,
+    # variables of the user's own that look like the collection's (the preflight refuses look-alikes otherwise)
+    "homelab_ai_allowed_variables": [],
 }
 SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
     {
@@ -97,6 +100,15 @@ MODEL_KEYS = (
 )
 # KubeElasti 0.1.24 names a scaled-to-zero Service's private twin elasti-<name>-pvt-<10 characters>, untruncated
 ELASTI_NAME_MAX = 41
+# Bounds past which a value is a slip, not a choice (a context of 10^20, parallel of 10^9)
+MAX_CONTEXT = 2**21  # 2M tokens: more than any GGUF model takes
+MAX_PARALLEL = 256
+MAX_GPU_LAYERS = 999  # 999 means all; llama.cpp caps it at the model's layers
+MAX_SIZE = 64 * 2**40  # a model file, a volume: 64Ti
+MAX_GPU_MEMORY = 4 * 2**40
+MAX_GPUS = 16
+MAX_SHARING = 64
+MAX_APPLY_TIMEOUT = 86400
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
@@ -194,27 +206,32 @@ def slug(name: str, max_len: int = 52) -> str:
     return text[:max_len].rstrip("-") or "model"
 
 
-def check_variable_names(names: Sequence[str], known: Mapping[str, Sequence[str]]) -> List[Problem]:
-    """Misspelled variables: a name with a known prefix that no role or the preflight declares.
-
-    ``known`` maps a prefix (``homelab_ai``, ``ollama`` ...) to the variables declared under it.
+def check_variable_names(names: Sequence[str], known: Sequence[str], prefixes: Sequence[str], allowed: Sequence[str] = ()) -> List[Problem]:
+    """Misspelled and look-alike variables: a name under one of our ``prefixes`` that no role declares, or a name
+    close to one that is declared (``stable_difusion_enabled``, ``longhorn_enable``). Such a name would be ignored
+    silently, so it is an error, unless the user names it in ``homelab_ai_allowed_variables`` (a variable of their own).
     """
+    declared = set(known)
     problems = []
-    for name in sorted(names):
-        if name.startswith(("_", "homelab_ai_component_")):  # private, or facts the component roles set
+    for name in sorted(set(names) - declared - set(allowed)):
+        if name.startswith(("_", "homelab_ai_component_")) or name.startswith(_ANSIBLE_PREFIXES):  # private, or Ansible's own
             continue
-        for prefix, declared in sorted(known.items(), key=lambda item: -len(item[0])):
-            if name.startswith(prefix + "_"):
-                if name not in declared:
-                    problems.append(
-                        Problem(
-                            name,
-                            f"is not a variable of homelab.ai{suggest(name, declared)}",
-                            "correct the name, or remove it; every variable is listed in the roles' meta/argument_specs.yml",
-                        )
-                    )
-                break
+        ours = name.startswith(tuple(prefix + "_" for prefix in prefixes))
+        close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.85)
+        if not ours and not close:
+            continue
+        problems.append(
+            Problem(
+                name,
+                f"is not a variable of homelab.ai{f' (did you mean {close[0]}?)' if close else suggest(name, declared)}",
+                "correct the name (every variable is in the roles' meta/argument_specs.yml); if it is a variable of your own,"
+                " list it in homelab_ai_allowed_variables",
+            )
+        )
     return problems
+
+
+_ANSIBLE_PREFIXES = ("ansible_", "inventory_", "group_names", "groups", "hostvars", "playbook_", "role_", "omit", "molecule_")
 
 
 def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, Any]], *, cwd: Optional[str] = None) -> Inventory:
@@ -231,7 +248,7 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
         problems.append(Problem("homelab_ai_render_dir", f"{render_dir!r} is not a path", "set a directory such as build"))
         render_dir = "build"
     render_dir = os.path.abspath(os.path.join(cwd or os.getcwd(), os.path.expanduser(render_dir)))
-    apply_timeout = _int("homelab_ai_apply_timeout", values["homelab_ai_apply_timeout"], problems, minimum=1, default=600)
+    apply_timeout = _int("homelab_ai_apply_timeout", values["homelab_ai_apply_timeout"], problems, minimum=1, default=600, maximum=MAX_APPLY_TIMEOUT)
 
     vram_overcommit = _bool("homelab_ai_vram_overcommit", values["homelab_ai_vram_overcommit"], problems, False)
     prune_data = _bool("homelab_ai_prune_data", values["homelab_ai_prune_data"], problems, False)
@@ -319,29 +336,33 @@ def _unknown_keys(where: str, raw: Mapping[str, Any], allowed: Sequence[str], pr
             problems.append(Problem(f"{where}.{key}", f"is not a known key{suggest(str(key), allowed)}", f"use one of {', '.join(allowed)}"))
 
 
-def _quantity(where: str, value: Any, problems: List[Problem], *, required: bool = False) -> Optional[int]:
+def _quantity(where: str, value: Any, problems: List[Problem], *, required: bool = False, maximum: int = MAX_SIZE) -> Optional[int]:
     if value is None:
         if required:
             problems.append(Problem(where, "is missing", "give a size such as 24Gi"))
         return None
     try:
-        return to_bytes(value)
+        size = to_bytes(value)
     except QuantityError as exc:
         problems.append(Problem(where, str(exc), "write a Kubernetes quantity such as 24Gi or 512Mi"))
         return None
+    if not 0 < size <= maximum:
+        problems.append(Problem(where, f"{value!r} is not above 0 and at most {to_quantity(maximum)}", "write the size in Gi, such as 24Gi"))
+        return None
+    return size
 
 
-def _int(where: str, value: Any, problems: List[Problem], *, minimum: int, default: int) -> int:
+def _int(where: str, value: Any, problems: List[Problem], *, minimum: int, default: int, maximum: int = 2**31 - 1) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
         else:
-            problems.append(Problem(where, f"{value!r} is not a whole number", f"write a whole number of at least {minimum}"))
+            problems.append(Problem(where, f"{value!r} is not a whole number", f"write a whole number from {minimum} to {maximum}"))
             return default
-    if value < minimum:
-        problems.append(Problem(where, f"{value} is below {minimum}", f"write a whole number of at least {minimum}"))
+    if not minimum <= value <= maximum:
+        problems.append(Problem(where, f"{value} is not between {minimum} and {maximum}", f"write a whole number from {minimum} to {maximum}"))
         return default
     return int(value)
 
@@ -419,8 +440,8 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem], warnings
                 Problem(f"{where}.vendor", f"{vendor!r} is not a known GPU vendor{suggest(str(vendor), VENDORS)}", f"use one of {', '.join(VENDORS)}")
             )
             continue
-        memory = _quantity(f"{where}.memory", raw.get("memory"), problems, required=True)
-        count = _int(f"{where}.count", raw.get("count"), problems, minimum=1, default=1)
+        memory = _quantity(f"{where}.memory", raw.get("memory"), problems, required=True, maximum=MAX_GPU_MEMORY)
+        count = _int(f"{where}.count", raw.get("count"), problems, minimum=1, default=1, maximum=MAX_GPUS)
         if "sharing" in raw or node_sharing is None:
             replicas, rename, fail_gt_one = _sharing(f"{where}.sharing", vendor, raw.get("sharing"), problems)
         else:  # the node's default knob; NVIDIA-only options do not apply to the node's other GPUs
@@ -491,7 +512,7 @@ def _sharing(where: str, vendor: str, raw: Any, problems: List[Problem]) -> tupl
                     "remove it" if nvidia_only else f"use {', '.join(allowed)}",
                 )
             )
-    replicas = _int(f"{where}.replicas", raw.get("replicas"), problems, minimum=1, default=1)
+    replicas = _int(f"{where}.replicas", raw.get("replicas"), problems, minimum=1, default=1, maximum=MAX_SHARING)
     if vendor == "amd" and replicas > 1:
         problems.append(
             Problem(
@@ -556,8 +577,8 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
     mode = raw.get("mode", "chat")
     if mode not in MODES:
         problems.append(Problem(f"{where}.mode", f"{mode!r} is not a mode{suggest(str(mode), MODES)}", f"use one of {', '.join(MODES)}"))
-    context = _int(f"{where}.context", raw.get("context"), problems, minimum=256, default=4096)
-    gpu_layers = _int(f"{where}.gpu_layers", raw.get("gpu_layers"), problems, minimum=0, default=999)
+    context = _int(f"{where}.context", raw.get("context"), problems, minimum=256, default=4096, maximum=MAX_CONTEXT)
+    gpu_layers = _int(f"{where}.gpu_layers", raw.get("gpu_layers"), problems, minimum=0, default=999, maximum=MAX_GPU_LAYERS)
     node_name: Optional[str] = None
     gpu_vendor: Optional[str] = None
     node_ref = raw.get("node")
@@ -614,11 +635,11 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
         node=node_name,
         gpu_vendor=gpu_vendor,
         gpu_layers=gpu_layers,
-        parallel=_int(f"{where}.parallel", raw.get("parallel"), problems, minimum=1, default=1),
+        parallel=_int(f"{where}.parallel", raw.get("parallel"), problems, minimum=1, default=1, maximum=MAX_PARALLEL),
         scale_to_zero=_bool(f"{where}.scale_to_zero", raw.get("scale_to_zero"), problems, False),
         size=_quantity(f"{where}.size", raw.get("size"), problems),
         cache_size=_quantity(f"{where}.cache_size", raw.get("cache_size"), problems),
-        vram=_quantity(f"{where}.vram", raw.get("vram"), problems),
+        vram=_quantity(f"{where}.vram", raw.get("vram"), problems, maximum=MAX_GPU_MEMORY),
         args=list(args),
     )
     return model if len(problems) == count_before else None

@@ -1,68 +1,52 @@
 # Copyright: homelab.ai contributors
 # Apache License 2.0 (see LICENSE)
-"""The LiteLLM proxy configuration, made from the routes the inference components register.
+"""The LiteLLM proxy configuration: a route per catalog model to the server of its backend.
 
-The llama.cpp and Ollama roles each register a route per catalog model they serve: llama.cpp servers through
-LiteLLM's OpenAI-compatible provider (``openai/<name>`` with the server's Service as ``api_base``), Ollama models
-through ``ollama_chat/`` (chat) or ``ollama/`` (embedding, completion). LiteLLM thus routes exactly to what is
-deployed. The master key is read from the environment, which the Deployment fills from a Secret, so the
-config map holds no secret.
+The routes come from the catalog (``homelab_ai_inventory.models``) and the wiring (``homelab_ai_inventory.wiring``,
+what each backend offers): llama.cpp servers through LiteLLM's OpenAI-compatible provider (``openai/<name>`` with the
+model's own Service as ``api_base``), Ollama models through ``ollama_chat/`` (chat) or ``ollama/`` (embedding,
+completion). A backend that is off gets no routes (the preflight refuses its models). The master key is read from the
+environment, which the Deployment fills from a Secret, so the config map holds no secret.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping
 
 from ._sources import parse_source
 
-__all__ = ["litellm_config", "llamacpp_routes", "llamacpp_service", "ollama_routes"]
+__all__ = ["litellm_config", "routes"]
 
 
-def llamacpp_service(model: Mapping[str, Any]) -> str:
-    return f"llamacpp-{model['slug']}"
-
-
-def llamacpp_routes(models: Sequence[Mapping[str, Any]], namespace: str, port: int = 8080) -> List[Dict[str, Any]]:
-    return [
-        {
-            "model": model["name"],
+def routes(inventory: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """A route per catalog model whose backend is on, in catalog order."""
+    wiring = inventory["wiring"]
+    found: List[Dict[str, Any]] = []
+    for model in inventory["models"]:
+        backend = wiring.get(model["backend"]) or {}
+        if not backend.get("enabled") or not backend.get("service"):
+            continue
+        if model["backend"] == "llamacpp":
             # llama-server answers under --alias, the catalog name
-            "provider_model": f"openai/{model['name']}",
-            "api_base": f"http://{llamacpp_service(model)}.{namespace}.svc.cluster.local:{port}/v1",
-            "mode": model["mode"],
-            "cold_start": bool(model.get("scale_to_zero")),
-        }
-        for model in models
-        if model["backend"] == "llamacpp"
-    ]
-
-
-def ollama_routes(models: Sequence[Mapping[str, Any]], url: str) -> List[Dict[str, Any]]:
-    return [
-        {
-            "model": model["name"],
-            "provider_model": f"{'ollama_chat' if model['mode'] == 'chat' else 'ollama'}/{parse_source(model['source']).ollama_name}",
-            "api_base": url,
-            "mode": model["mode"],
-            "cold_start": False,
-        }
-        for model in models
-        if model["backend"] == "ollama"
-    ]
+            provider, api_base = f"openai/{model['name']}", backend["service"]["models"][model["name"]]["url"]
+        else:
+            provider = f"{'ollama_chat' if model['mode'] == 'chat' else 'ollama'}/{parse_source(model['source']).ollama_name}"
+            api_base = backend["service"]["url"]
+        found.append(
+            {"model": model["name"], "provider_model": provider, "api_base": api_base, "mode": model["mode"], "cold_start": bool(model.get("scale_to_zero"))}
+        )
+    return found
 
 
 def litellm_config(
-    routes: Sequence[Mapping[str, Any]],
+    inventory: Mapping[str, Any],
     timeout: int = 300,
     cold_start_timeout: int = 600,
     master_key_env: str = "LITELLM_MASTER_KEY",
 ) -> Dict[str, Any]:
-    names = [route["model"] for route in routes]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ValueError(f"models routed twice: {', '.join(repeated)}")
+    """LiteLLM's config.yaml for the catalog: a route per model, timeouts, the master key from the environment."""
     model_list = []
-    for route in routes:
+    for route in routes(inventory):
         params: Dict[str, Any] = {"model": route["provider_model"], "api_base": route["api_base"]}
         if route["provider_model"].startswith("openai/"):
             params["api_key"] = "none"  # llama-server wants no key, the OpenAI client wants one

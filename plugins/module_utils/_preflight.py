@@ -10,14 +10,17 @@ against that role's ``meta/argument_specs.yml``, sizes that are not Kubernetes q
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from ._formats import variable_problems
 from ._inventory import NODE_VARIABLES, SHARED_VARIABLES, build_inventory, check_variable_names
 from ._problems import InputError, Problem
 from ._quantity import QuantityError, parse_quantity
 from ._sops import AgeKeyError, age_recipients_from_key_file, check_recipients, default_age_key_file, how_to_make_an_age_key
+from ._tree import secret_path
+from ._wiring import build_wiring
 
 __all__ = ["QUANTITY_SUFFIXES", "component_problems", "load_role_specs", "quantity_problems", "run_preflight", "spec_problems"]
 
@@ -93,29 +96,33 @@ def run_preflight(
     hosts: Mapping[str, Mapping[str, Any]],
     role_specs: Mapping[str, Mapping[str, Any]],
     *,
+    declarations: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    names: Optional[Sequence[str]] = None,
     cwd: Optional[str] = None,
     env: Optional[Mapping[str, str]] = None,
 ) -> Tuple[Dict[str, Any], List[str]]:
     """The normalised inventory as a dict and warnings, or ``InputError`` listing every problem.
 
-    ``variables`` are the controller's variables, ``hosts`` the variables of each node host.
-    A misspelled ``homelab_ai_*`` name is an error; a role-prefixed one (``ollama_...``) only a warning,
-    since other roles of the user's may share such a prefix.
+    ``variables`` are the controller's variables of the collection, ``names`` every other variable name the controller
+    sees (for look-alikes of ours), ``hosts`` the variables of each node host. A misspelled or look-alike name is an
+    error unless ``homelab_ai_allowed_variables`` lists it.
     """
     problems: List[Problem] = []
     shared = {name: variables[name] for name in SHARED_VARIABLES if name in variables}
-    known = {"homelab_ai": sorted(SHARED_VARIABLES | NODE_VARIABLES)}
-    problems.extend(check_variable_names(list(variables), known))
-    warnings = [str(p) for p in check_variable_names(list(variables), {role: sorted(options) for role, options in role_specs.items()})]
+    known = sorted(SHARED_VARIABLES | NODE_VARIABLES | {name for options in role_specs.values() for name in options})
+    prefixes = ["homelab_ai", *role_specs]
+    allowed = variables.get("homelab_ai_allowed_variables") or []
+    problems.extend(check_variable_names([*variables, *(names or [])], known, prefixes, allowed))
+    warnings: List[str] = []
     for host, hvars in hosts.items():
-        problems.extend(
-            Problem(f"{host}: {p.where}", p.message, p.fix)
-            for p in check_variable_names([n for n in hvars if n.startswith("homelab_ai_")], {"homelab_ai": known["homelab_ai"]})
-        )
+        problems.extend(Problem(f"{host}: {p.where}", p.message, p.fix) for p in check_variable_names(list(hvars), known, prefixes, allowed))
     for role, options in role_specs.items():
         values = {name: variables[name] for name in options if name in variables}
         problems.extend(spec_problems(role, options, values))
         problems.extend(quantity_problems(values))
+        for name, value in sorted(values.items()):
+            if role != "preflight" or name not in _INVENTORY_CHECKED:
+                problems.extend(variable_problems(name, value))
 
     inventory: Optional[Dict[str, Any]] = None
     try:
@@ -124,6 +131,9 @@ def run_preflight(
         problems.extend(exc.problems)
 
     if inventory is not None:
+        wiring, found = _wiring(variables, role_specs, declarations or {}, inventory)
+        inventory["wiring"] = wiring
+        problems.extend(found)
         problems.extend(component_problems(variables, role_specs, inventory))
     key_file, recipients = _age(variables, env, problems)
     if problems:
@@ -134,13 +144,97 @@ def run_preflight(
     return inventory, warnings
 
 
-def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Mapping[str, Any]], inventory: Mapping[str, Any]) -> List[Problem]:
-    """What no single variable shows: settings of the roles that do not fit the catalog or each other."""
+# the shared variables that _inventory.build_inventory checks itself, with the inventory around them
+_INVENTORY_CHECKED = frozenset(
+    {"homelab_ai_cluster_name", "homelab_ai_namespace", "homelab_ai_models", "homelab_ai_flux_path", "homelab_ai_flux_source", "homelab_ai_mode"}
+)
+
+
+def _value(variables: Mapping[str, Any], role_specs: Mapping[str, Mapping[str, Any]]) -> Any:
+    """A role variable as the role sees it: the inventory's value, else the role's default."""
 
     def value(role: str, name: str) -> Any:
         return variables[name] if name in variables else (role_specs.get(role, {}).get(name) or {}).get("default")
 
+    return value
+
+
+def _wiring(
+    variables: Mapping[str, Any], role_specs: Mapping[str, Mapping[str, Any]], declarations: Mapping[str, Mapping[str, Any]], inventory: Mapping[str, Any]
+) -> Tuple[Dict[str, Any], List[Problem]]:
+    wiring, problems = build_wiring(
+        declarations,
+        _value(variables, role_specs),
+        namespace=inventory["namespace"],
+        models=inventory["models"],
+        secret_file=lambda component, layer, secret: os.path.join(inventory["tree_dir"], secret_path({"name": component, "layer": layer}, secret)),
+    )
+    for index, model in enumerate(inventory["models"]):
+        backend = wiring.get(model["backend"])
+        if backend is not None and not backend["enabled"]:
+            problems.append(
+                Problem(
+                    f"homelab_ai_models[{index}] ({model['name']})",
+                    f"its backend is off ({backend['role']}_enabled is false): nothing would serve it, and LiteLLM would have no route",
+                    f"set {backend['role']}_enabled: true, or remove the model from the catalog",
+                )
+            )
+    return wiring, problems
+
+
+def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Mapping[str, Any]], inventory: Mapping[str, Any]) -> List[Problem]:
+    """What no single variable shows: settings of the roles that do not fit the catalog, the nodes or each other."""
+    value = _value(variables, role_specs)
     problems: List[Problem] = []
+    hosts = [node["host"] for node in inventory["nodes"]]
+    ollama_node = value("ollama", "ollama_node")
+    if value("ollama", "ollama_enabled") and ollama_node and not any(ollama_node in (n["host"], n["name"]) for n in inventory["nodes"]):
+        problems.append(
+            Problem("ollama_node", f"{ollama_node!r} is not a node of the inventory", f"use one of {', '.join(hosts)}, or leave it empty to run on the CPU")
+        )
+    if value("stable_diffusion", "stable_diffusion_enabled"):
+        sd_node = value("stable_diffusion", "stable_diffusion_node")
+        node = next((n for n in inventory["nodes"] if sd_node and sd_node in (n["host"], n["name"])), None)
+        vendors = sorted({g["vendor"] for g in node["gpus"]}) if node else []
+        if "nvidia" not in vendors:
+            found = f"is not a node of the inventory ({', '.join(hosts)})" if node is None else f"has no NVIDIA GPU ({', '.join(vendors) or 'no GPU'})"
+            problems.append(
+                Problem(
+                    "stable_diffusion_node",
+                    f"{sd_node!r} {found}; the image is a CUDA build",
+                    "set stable_diffusion_node to a host with an NVIDIA GPU (homelab_ai_gpus), or stable_diffusion_enabled: false",
+                )
+            )
+    if value("litellm", "litellm_enabled"):
+        key = value("litellm", "litellm_master_key")
+        if key and not str(key).startswith("sk-"):
+            problems.append(
+                Problem(
+                    "litellm_master_key",
+                    "does not start with sk-, and LiteLLM refuses such a master key",
+                    "give a key that starts with sk-, or none to have one generated",
+                )
+            )
+        if value("litellm", "litellm_ingress_enabled") and not value("litellm", "litellm_ingress_host"):
+            problems.append(
+                Problem(
+                    "litellm_ingress_host",
+                    "is empty, and litellm_ingress_enabled asks for an Ingress",
+                    "give the host clients use, or set litellm_ingress_enabled: false",
+                )
+            )
+    embedding = value("open_webui", "open_webui_embedding_model")
+    if value("open_webui", "open_webui_enabled") and embedding:
+        embedders = [m["name"] for m in inventory["models"] if m["mode"] == "embedding"]
+        if embedding not in embedders:
+            problems.append(
+                Problem(
+                    "open_webui_embedding_model",
+                    f"{embedding!r} is not an embedding model of the catalog",
+                    f"use one of {', '.join(embedders)}" if embedders else "add an embedding model (mode: embedding) to homelab_ai_models, or leave it empty",
+                )
+            )
+    problems.extend(_address_problems(value, role_specs))
     scaled = [m["name"] for m in inventory["models"] if m["backend"] == "llamacpp" and m["scale_to_zero"]]
     if (
         scaled
@@ -158,6 +252,26 @@ def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Ma
             )
         )
     return problems
+
+
+def _address_problems(value: Any, role_specs: Mapping[str, Mapping[str, Any]]) -> List[Problem]:
+    """Two LoadBalancer Services that claim one address and port: the second never gets it."""
+    claims: Dict[Tuple[str, int], List[str]] = {}
+    for role, options in sorted(role_specs.items()):
+        if f"{role}_load_balancer_ip" not in options or not value(role, f"{role}_enabled"):
+            continue
+        address = value(role, f"{role}_load_balancer_ip")
+        if address and value(role, f"{role}_service_type") == "LoadBalancer":
+            claims.setdefault((str(address), int(value(role, f"{role}_port"))), []).append(f"{role}_load_balancer_ip")
+    return [
+        Problem(
+            " and ".join(names),
+            f"claim the same address and port {address}:{port}; the load balancer gives it to one Service only",
+            "give each Service its own address, or another port",
+        )
+        for (address, port), names in sorted(claims.items())
+        if len(names) > 1
+    ]
 
 
 def _age(variables: Mapping[str, Any], env: Optional[Mapping[str, str]], problems: List[Problem]) -> Tuple[str, List[str]]:

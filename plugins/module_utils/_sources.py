@@ -13,9 +13,16 @@ __all__ = ["HF_DEFAULT_ENDPOINT", "OLLAMA_DEFAULT_REGISTRY", "OLLAMA_MANIFEST_TY
 OLLAMA_DEFAULT_REGISTRY = "registry.ollama.ai"
 HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 OLLAMA_MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
-_HF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_OLLAMA_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_OLLAMA_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+# the Hub's repo ids (huggingface_hub's validate_repo_id): letters, digits, '-', '_', '.', at most 96, no '--' or '..'
+_HF_PART = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+# a file name the pull Job, the init container and llama-server all take as it is: no spaces, quotes or shell syntax
+_FILE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=-]{0,254}$")
+# a branch, tag or commit of the Hub: git's ref names less what a URL or a shell would read otherwise
+_REVISION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}$")
+# Ollama's names (its server's ParseName): a host[:port], namespace, model and tag
+_OLLAMA_HOST = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*(?::[0-9]{1,5})?$")
+_OLLAMA_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+_OLLAMA_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,79}$")
 
 
 class SourceError(ValueError):
@@ -104,10 +111,13 @@ def _parse_hf(uri: str, rest: str) -> Source:
         raise SourceError(f"{uri!r} must name org/repo/path, for example hf://Qwen/Qwen3-Embedding-0.6B-GGUF/Qwen3-Embedding-0.6B-Q8_0.gguf")
     org, name = parts[0], parts[1]
     for part in (org, name):
-        if not _HF_PART.match(part):
-            raise SourceError(f"{uri!r}: {part!r} is not a valid Hugging Face org or repo name")
-    if ".." in parts[2:]:
-        raise SourceError(f"{uri!r}: '..' is not allowed in a file path")
+        if not _HF_PART.match(part) or "--" in part or ".." in part:
+            raise SourceError(f"{uri!r}: {part!r} is not a valid Hugging Face org or repo name (letters, digits, '-', '_', '.', no '--' or '..')")
+    for part in parts[2:]:
+        if not _FILE_PART.match(part) or part in (".", ".."):
+            raise SourceError(f"{uri!r}: {part!r} is not a file or folder name it can use (letters, digits, '.', '_', '+', '=', '-'; no '..')")
+    if not _REVISION.match(revision) or ".." in revision or "//" in revision or revision.endswith(("/", ".lock")):
+        raise SourceError(f"{uri!r}: {revision!r} is not a branch, tag or commit name (letters, digits, '.', '_', '-', '/'; no '..')")
     return Source(uri=uri, scheme="hf", repo=f"{org}/{name}", path="/".join(parts[2:]), revision=revision)
 
 
@@ -115,6 +125,14 @@ def _parse_https(uri: str) -> Source:
     split = urlsplit(uri)
     if not split.hostname or not split.path.strip("/"):
         raise SourceError(f"{uri!r} must name a host and a file path")
+    if split.username or split.password or split.query:
+        raise SourceError(
+            f"{uri!r} carries credentials (user:password@ or a query string), which would be written into the tree in plain text;"
+            " serve the file without them, or use hf:// with homelab_ai_hf_token for a gated Hub repository"
+        )
+    parts = split.path.strip("/").split("/")
+    if not all(_FILE_PART.match(part) and part not in (".", "..") for part in parts):
+        raise SourceError(f"{uri!r}: the path must be file and folder names (letters, digits, '.', '_', '+', '=', '-'; no '..')")
     return Source(uri=uri, scheme="https", url=uri)
 
 
@@ -137,6 +155,10 @@ def _parse_ollama(uri: str, rest: str) -> Source:
         last = parts[0]
     model, _, tag = last.partition(":")
     tag = tag or "latest"
+    if not _OLLAMA_HOST.match(registry):
+        raise SourceError(f"{uri!r}: {registry!r} is not a registry host (a host name, optionally :port)")
+    if not _OLLAMA_NAME.match(namespace):
+        raise SourceError(f"{uri!r}: {namespace!r} is not a valid namespace (lower case letters, digits, '.', '_', '-')")
     if not _OLLAMA_NAME.match(model):
         raise SourceError(f"{uri!r}: {model!r} is not a valid Ollama model name (lower case letters, digits, '.', '_', '-')")
     if not _OLLAMA_TAG.match(tag):

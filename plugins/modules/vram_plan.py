@@ -47,6 +47,9 @@ options:
     description: Seconds to wait for one HTTP answer.
     type: int
     default: 10
+  hf_token:
+    description: A Hugging Face token for the headers of gated repositories.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -55,7 +58,8 @@ attributes:
     support: none
 notes:
   - The estimate is checked against llama.cpp's own buffer sizes by C(benchmarks/vram_accuracy.py).
-  - Set C(HF_TOKEN) in the environment for gated Hugging Face repositories.
+  - For gated Hugging Face repositories give O(hf_token) (else C(HF_TOKEN) of the environment is used); it is sent to the
+    Hub only, never to the CDN it redirects to, and never shows in the output.
 seealso:
   - module: homelab.ai.gpu_facts
   - module: homelab.ai.component
@@ -122,6 +126,7 @@ def main() -> None:
             "fetch": {"type": "bool", "default": True},
             "cache_dir": {"type": "path"},
             "timeout": {"type": "int", "default": 10},
+            "hf_token": {"type": "str", "no_log": True},
         },
         supports_check_mode=True,
     )
@@ -131,6 +136,7 @@ def main() -> None:
         fetch=params["fetch"],
         write_cache=not module.check_mode,
         timeout=params["timeout"],
+        token=params["hf_token"],
     )
     try:
         plan = make_vram_plan(params["inventory"], params["components"], header=lookup, overcommit=params["overcommit"])

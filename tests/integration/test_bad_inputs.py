@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from tests.support.example import EXAMPLE
 from tests.support.playbook import copy_example, run_site
+from tests.support.tree_checks import load_objects
 
 
 def edit(path, change):
@@ -68,7 +70,7 @@ CASES = {
     ),
     "sharing replicas below 1": (
         host("gpu-nvidia-01", lambda d: d["homelab_ai_gpus"][0]["sharing"].update(replicas=0)),
-        ["gpu-nvidia-01: homelab_ai_gpus[0].sharing.replicas: 0 is below 1. Fix: write a whole number of at least 1"],
+        ["gpu-nvidia-01: homelab_ai_gpus[0].sharing.replicas: 0 is not between 1 and 64. Fix: write a whole number from 1 to 64"],
     ),
     "GPU over-committed": (
         services(lambda d: d.update(ollama_vram="16Gi")),
@@ -111,3 +113,93 @@ def test_no_age_key_says_how_to_make_one(collections, tmp_path):
     assert f"homelab_ai_sops_age_key_file: no age key at {tmp_path}/none/keys.txt" in run.output
     assert "age-keygen -o" in run.output and "make age-key" in run.output
     assert not out.exists()
+
+
+UNSAFE = {
+    "a load balancer IP that injects externalIPs": (
+        services(lambda d: d.update(open_webui_load_balancer_ip="10.10.2.25\n  externalIPs: ['203.0.113.9']")),
+        ["open_webui_load_balancer_ip: \"10.10.2.25\\n  externalIPs: ['203.0.113.9']\" is not an IPv4 or IPv6 address"],
+    ),
+    "a storage class that injects a volumeName": (
+        services(lambda d: d.update(open_webui_storage_class="longhorn\n  volumeName: pvc-1")),
+        ["open_webui_storage_class: 'longhorn\\n  volumeName: pvc-1' is not a DNS subdomain"],
+    ),
+    "a look-alike switch": (
+        services(lambda d: d.update(stable_difusion_enabled=False)),
+        ["stable_difusion_enabled: is not a variable of homelab.ai (did you mean stable_diffusion_enabled?)", "homelab_ai_allowed_variables"],
+    ),
+    "a revision that climbs out of the repository": (
+        models(lambda d: d["homelab_ai_models"][1].update(source="hf://unsloth/Qwen3-30B-A3B-GGUF/Qwen3-30B-A3B-Q4_K_M.gguf@../../x")),
+        ["homelab_ai_models[1] (qwen3-30b-a3b).source: 'hf://unsloth/Qwen3-30B-A3B-GGUF/Qwen3-30B-A3B-Q4_K_M.gguf@../../x': '../../x' is not a branch"],
+    ),
+    "two Services on one address": (
+        services(lambda d: d.update(stable_diffusion_load_balancer_ip="10.10.2.25")),
+        ["open_webui_load_balancer_ip and stable_diffusion_load_balancer_ip: claim the same address and port 10.10.2.25:80"],
+    ),
+    "a source URL with credentials": (
+        models(lambda d: d["homelab_ai_models"][0].update(source="https://user:pass@models.example/f.gguf")),
+        ["homelab_ai_models[0] (qwen-embed).source: 'https://user:pass@models.example/f.gguf' carries credentials"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSAFE))
+def test_an_unsafe_inventory_is_refused_before_anything_is_written(case, collections, age_key, tmp_path):
+    (relpath, change), expected = UNSAFE[case]
+    inventory = copy_example(tmp_path / "inventory")
+    edit(inventory / relpath, change)
+    out = tmp_path / "out"
+    run = run_site(collections, inventory, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(out)})
+    assert run.rc != 0 and "nothing was written or applied" in run.output
+    for text in expected:
+        assert text in run.output, run.output[-3000:]
+    assert not out.exists()
+
+
+MARK = "homelab-ai-payload"
+
+
+def _payload(name: str) -> str:
+    return f"{MARK}-{name}\n  injected: true"
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+    else:
+        yield path, value
+
+
+def test_a_newline_and_a_key_in_free_text_stays_one_scalar(rendered, collections, age_key, tmp_path):
+    """What the preflight lets through as free text (arguments, env values, annotations, Helm values) reaches the
+    manifests as data: the objects are the example's, with those scalars changed and nothing added beside them."""
+    baseline_tree, _ = rendered
+    free = {
+        "stable_diffusion_args": _payload("args"),
+        "open_webui_env": {"HOMELAB_AI_TEST": _payload("env")},
+        "stable_diffusion_service_annotations": {"example.com/note": _payload("annotation")},
+        "litellm_ingress_annotations": {"example.com/note": _payload("ingress")},
+        "longhorn_values": {"defaultSettings": {"backupTarget": _payload("values")}},
+    }
+    out = tmp_path / "out"
+    run = run_site(collections, EXAMPLE, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(out), **free})
+    assert run.rc == 0, run.output[-3000:]
+    before = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for _, o in load_objects(baseline_tree)}
+    after = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for _, o in load_objects(out / "homelab")}
+    assert set(after) == set(before)
+    seen = set()
+    for key, obj in after.items():
+        old = dict(_leaves(before[key]))
+        for path, value in _leaves(obj):
+            assert "injected" not in path, (key, path)  # no payload became a key
+            if isinstance(value, str) and MARK in value:
+                seen.add(value.split(MARK + "-", 1)[1].split("\n", 1)[0])
+                assert "\n  injected: true" in value  # the whole payload, one scalar
+            elif path not in old or old[path] != value:
+                # beside a payload only what carries it may differ: an env entry, an annotation, a config's hash
+                assert any(p in ("env", "annotations", "values") for p in path) or path[-1] == "homelab.ai/config-sha256", (key, path, value)
+    assert seen == {"args", "env", "annotation", "ingress", "values"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.example import EXAMPLE
+from tests.support.example import EXAMPLE, ROOT
 from tests.support.playbook import run_site
 from tests.support.tree_checks import (
     CRD_DIR,
@@ -187,3 +187,24 @@ def test_a_hugging_face_token_reaches_the_pull_jobs_encrypted_only(collections, 
         assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "llamacpp-huggingface"
     assert plaintext_leaks(tree, secrets.items(), run.output) == []
     assert token not in run.output
+
+
+def test_the_play_order_of_the_component_roles_does_not_matter(rendered, collections, age_key, tmp_path):
+    tree, _ = rendered
+    play = yaml.safe_load((ROOT / "playbooks" / "cluster.yml").read_text())[0]
+    roles = [entry["role"] for entry in play["roles"]]
+    components = roles[1:-1]  # preflight first and deliver last: they read and deliver everything
+    assert roles[0] == "homelab.ai.preflight" and roles[-1] == "homelab.ai.deliver" and len(components) == 8
+    for seed in (1, 2):
+        shuffled = list(reversed(components)) if seed == 1 else components[1::2] + components[::2]
+        assert shuffled != components
+        play["roles"] = [{"role": role} for role in [roles[0], *shuffled, roles[-1]]]
+        playbook = tmp_path / f"shuffled-{seed}.yml"
+        playbook.write_text(yaml.safe_dump([play]))
+        out = tmp_path / f"out-{seed}"
+        run = run_site(collections, EXAMPLE, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(out)}, playbook=str(playbook))
+        assert run.rc == 0, run.output[-3000:]
+        # the same tree, byte for byte, but for the encrypted secrets (their values are generated anew)
+        ours = {p.relative_to(tree): p.read_bytes() for p in tree.rglob("*") if p.is_file() and not p.name.endswith(".sops.yaml")}
+        theirs = {p.relative_to(out / "homelab"): p.read_bytes() for p in (out / "homelab").rglob("*") if p.is_file() and not p.name.endswith(".sops.yaml")}
+        assert theirs == ours

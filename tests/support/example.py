@@ -25,3 +25,16 @@ def example_inventory() -> Tuple[Dict[str, Any], Dict[str, Dict[str, Any]]]:
         host_vars = EXAMPLE / "host_vars" / f"{host}.yml"
         hosts[host] = yaml.safe_load(host_vars.read_text()) if host_vars.exists() else {}
     return copy.deepcopy(shared), hosts
+
+
+def example_preflight(age_key: str, **variables: Any) -> Dict[str, Any]:
+    """``homelab_ai_inventory`` of the example as the real preflight makes it (``variables`` override the inventory's)."""
+    from ansible_collections.homelab.ai.plugins.module_utils._preflight import load_role_specs, run_preflight
+    from ansible_collections.homelab.ai.plugins.module_utils._wiring import load_declarations
+
+    shared, hosts = example_inventory()
+    roles = str(ROOT / "roles")
+    found, _warnings = run_preflight(
+        {**shared, "homelab_ai_sops_age_key_file": age_key, **variables}, hosts, load_role_specs(roles), declarations=load_declarations(roles), cwd="/x"
+    )
+    return found

@@ -6,9 +6,9 @@ from ansible_collections.homelab.ai.plugins.module_utils._components import (
     MARKER,
     apply_batches,
     collect_components,
-    component_url,
     delivery_plan,
     delivery_secrets,
+    describe_component,
     endpoints,
     namespace_objects,
     namespaces_of,
@@ -133,8 +133,13 @@ def test_endpoints_in_delivery_order():
     assert [e["name"] for e in endpoints(comps)] == ["A", "B"]
 
 
-def test_component_url():
-    comps = [component("litellm", summary={"url": "http://litellm:4000/v1"}), component("qdrant")]
-    assert component_url(comps, "litellm") == "http://litellm:4000/v1"
-    assert component_url(comps, "qdrant") is None
-    assert component_url(comps, "absent") is None
+def test_a_role_describes_its_component_by_its_declaration(age_key):
+    from tests.support.example import example_preflight
+
+    inventory = example_preflight(age_key)
+    c = describe_component({"objects": [deployment("litellm")]}, inventory, "litellm")
+    assert (c["name"], c["layer"], c["needs"]) == ("litellm", "apps", ["llamacpp", "ollama"])
+    with pytest.raises(InputError, match=r"component litellm: sets needs, which meta/component\.yml declares"):
+        describe_component({"needs": ["x"]}, inventory, "litellm")
+    with pytest.raises(InputError, match="role nothing: declares no component"):
+        describe_component({}, inventory, "nothing")

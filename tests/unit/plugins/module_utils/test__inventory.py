@@ -94,7 +94,7 @@ def test_sharing_replicas_below_one(replicas):
     shared, hosts = example_inventory()
     hosts["gpu-nvidia-01"]["homelab_ai_gpus"][0]["sharing"]["replicas"] = replicas
     (found,) = problems(shared, hosts)
-    assert found == f"gpu-nvidia-01: homelab_ai_gpus[0].sharing.replicas: {replicas} is below 1. Fix: write a whole number of at least 1"
+    assert found == f"gpu-nvidia-01: homelab_ai_gpus[0].sharing.replicas: {replicas} is not between 1 and 64. Fix: write a whole number from 1 to 64"
 
 
 def test_amd_cannot_time_slice():
@@ -136,8 +136,23 @@ def test_llamacpp_model_needs_a_node_with_a_gpu_unless_on_the_cpu():
 
 
 def test_check_variable_names_suggests_the_declared_name():
-    (problem,) = check_variable_names(["homelab_ai_modles", "homelab_ai_models", "other_var"], {"homelab_ai": ["homelab_ai_models"]})
+    (problem,) = check_variable_names(["homelab_ai_modles", "homelab_ai_models", "other_var"], ["homelab_ai_models"], ["homelab_ai"])
     assert str(problem).startswith("homelab_ai_modles: is not a variable of homelab.ai (did you mean homelab_ai_models?)")
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [("longhorn_enable", "longhorn_enabled"), ("stable_difusion_enabled", "stable_diffusion_enabled"), ("open_webui_enabeld", "open_webui_enabled")],
+)
+def test_look_alike_variables_are_errors_unless_allowed(name, meant):
+    known = ["longhorn_enabled", "stable_diffusion_enabled", "open_webui_enabled"]
+    prefixes = ["homelab_ai", "longhorn", "stable_diffusion", "open_webui"]
+    (problem,) = check_variable_names([name, "ansible_host", "my_backup_enabled", "inventory_hostname"], known, prefixes)
+    assert str(problem) == (
+        f"{name}: is not a variable of homelab.ai (did you mean {meant}?). Fix: correct the name (every variable is in the roles'"
+        " meta/argument_specs.yml); if it is a variable of your own, list it in homelab_ai_allowed_variables"
+    )
+    assert check_variable_names([name], known, prefixes, allowed=[name]) == []
 
 
 def test_slug():

@@ -14,13 +14,6 @@ from tests.support.example import ROOT, example_inventory
 SPECS = load_role_specs(str(ROOT / "roles"))
 
 
-@pytest.fixture
-def age_key(tmp_path):
-    path = tmp_path / "keys.txt"
-    path.write_text("# created: now\n# public key: age1cx5crtrxtzwq8j383v7u3zkdmspc3my6yayylrd2t5zslkurs33svafqlw\nAGE-SECRET-KEY-1XYZ\n")
-    return str(path)
-
-
 def test_every_public_role_has_an_argument_spec():
     assert {"preflight", "gpu_plugins", "longhorn", "llamacpp", "ollama", "qdrant", "litellm", "open_webui", "stable_diffusion", "deliver"} <= set(SPECS)
 
@@ -40,16 +33,16 @@ def test_missing_age_key_says_how_to_make_one(tmp_path):
     assert "no age key at" in str(problem) and "age-keygen -o" in str(problem)
 
 
-def test_misspelled_shared_variable_is_an_error_and_role_variable_a_warning(age_key):
+def test_misspelled_and_look_alike_variables_are_errors(age_key):
     shared, hosts = example_inventory()
+    hosts["media-01"]["homelab_ai_gpu"] = []  # homelab_ai_gpus
     variables = {**shared, "homelab_ai_sops_age_key_file": age_key, "homelab_ai_modles": [], "ollama_kepe_alive": "1m"}
     with pytest.raises(InputError) as info:
-        run_preflight(variables, hosts, SPECS)
-    assert [p.where for p in info.value.problems] == ["homelab_ai_modles"]
-    del variables["homelab_ai_modles"]
-    _inventory, warnings = run_preflight(variables, hosts, SPECS)
-    (warning,) = warnings
-    assert warning.startswith("ollama_kepe_alive: is not a variable of homelab.ai (did you mean ollama_keep_alive?). Fix: correct the name")
+        run_preflight(variables, hosts, SPECS, names=["stable_difusion_enabled", "ansible_host", "backup_schedule"])
+    assert [p.where for p in info.value.problems] == ["homelab_ai_modles", "ollama_kepe_alive", "stable_difusion_enabled", "media-01: homelab_ai_gpu"]
+    assert "(did you mean ollama_keep_alive?)" in str(info.value.problems[1])
+    allowed = ["homelab_ai_modles", "ollama_kepe_alive", "stable_difusion_enabled", "homelab_ai_gpu"]
+    run_preflight({**variables, "homelab_ai_allowed_variables": allowed}, hosts, SPECS, names=["stable_difusion_enabled"])
 
 
 def test_role_variables_are_checked_against_their_argument_spec():

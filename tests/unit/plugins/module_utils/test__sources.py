@@ -38,7 +38,7 @@ def test_https_source():
     ("uri", "message"),
     [
         ("hf://org/repo", "must name org/repo/path"),
-        ("hf://org/repo/../etc/passwd", "'..' is not allowed"),
+        ("hf://org/repo/../etc/passwd", "'..' is not a file or folder name it can use"),
         ("hf://org/repo/file.gguf@", "revision after @ is empty"),
         ("http://example.org/model.gguf", "plain http"),
         ("s3://bucket/model.gguf", "unknown scheme 's3'"),

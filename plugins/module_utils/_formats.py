@@ -1,0 +1,328 @@
+# Copyright: homelab.ai contributors
+# Apache License 2.0 (see LICENSE)
+"""The formats of the values the inventory gives: one validator per kind of value, and which variable has which.
+
+Each validator returns what is wrong with a value ("" when nothing is), so that the preflight can name the input,
+what is wrong and the fix, for every problem at once. Templates emit every value as data (``to_json``), so a value can
+never add a key; these checks make sure it is also a value the API server, the app or the registry takes, where the
+API server would take a wrong one silently (``loadBalancerIP: 10.10.2.325``) or the cluster would fail late.
+
+Standard library only: the node-side code imports nothing from here, but the pull Job's code may one day.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import re
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
+
+from ._problems import Problem
+
+__all__ = [
+    "BOUNDS",
+    "FORMATS",
+    "dns_label",
+    "dns_subdomain",
+    "env_name",
+    "go_duration",
+    "group_name",
+    "hostname",
+    "image_reference",
+    "ip_address",
+    "label_key",
+    "label_value",
+    "promql_matchers",
+    "relative_path",
+    "secret_text",
+    "semver",
+    "text_line",
+    "url",
+    "variable_problems",
+]
+
+Check = Callable[[Any], str]
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# distribution/reference's grammar: [domain[:port]/]path[:tag][@digest]
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_IMAGE = re.compile(rf"^(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::(?P<tag>[\w][\w.-]{{0,127}}))?(?:@(?P<digest>sha256:[a-f0-9]{{64}}))?$")
+_SEMVER = re.compile(r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+_GO_DURATION = re.compile(r"^-?(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$|^-?\d+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_MATCHER = re.compile(r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(?:=|!=|=~|!~)\s*"(?:[^"\\\n]|\\.)*"\s*')
+_PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=-]*$")
+_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+_SECRET = re.compile(r"^[\x21-\x7e]{1,512}$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_GROUP = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _text(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def dns_label(value: Any) -> str:
+    text = _text(value)
+    if text is None or not _DNS_LABEL.match(text):
+        return "is not a DNS label (lower case letters, digits and '-', at most 63, starting and ending with a letter or digit)"
+    return ""
+
+
+def dns_subdomain(value: Any) -> str:
+    text = _text(value)
+    if text is None or len(text) > 253 or not all(_DNS_LABEL.match(part) for part in text.split(".")):
+        return "is not a DNS subdomain (lower case DNS labels joined by '.', at most 253 characters)"
+    return ""
+
+
+def hostname(value: Any) -> str:
+    """A host name for an Ingress rule: DNS labels joined by '.', optionally a leading '*.' wildcard."""
+    text = _text(value)
+    host = text[2:] if text and text.startswith("*.") else text
+    if host is None or len(host) > 253 or not all(_HOST_LABEL.match(part) for part in host.split(".")):
+        return "is not a host name (lower case letters, digits and '-' in labels joined by '.'; an Ingress takes no IP address or port)"
+    return ""
+
+
+def ip_address(value: Any) -> str:
+    text = _text(value)
+    try:
+        ipaddress.ip_address(text or "")
+    except ValueError:
+        return "is not an IPv4 or IPv6 address"
+    return ""
+
+
+def image_reference(value: Any) -> str:
+    text = _text(value)
+    match = _IMAGE.match(text or "") if text and len(text) <= 512 else None
+    if match is None:
+        return "is not an image reference ([registry/]repository:tag[@sha256:digest])"
+    if not match.group("tag") and not match.group("digest"):
+        return "names no tag or digest: the image would change under the cluster"
+    if match.group("tag") == "latest" and not match.group("digest"):
+        return "is :latest, which moves: pin a version"
+    return ""
+
+
+def semver(value: Any) -> str:
+    text = _text(value) if isinstance(value, str) else None
+    if text is None or not _SEMVER.match(text):
+        return "is not a version as Helm reads it (semantic versioning, like 1.10.1)"
+    return ""
+
+
+def go_duration(value: Any) -> str:
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not _GO_DURATION.match(text):
+        return "is not a duration (like 5m, 1h30m, or seconds as a whole number; -1 keeps models loaded)"
+    return ""
+
+
+def env_name(value: Any) -> str:
+    text = _text(value)
+    if text is None or not _ENV_NAME.match(text):
+        return "is not an environment variable name (letters, digits and '_', not starting with a digit)"
+    return ""
+
+
+def label_key(value: Any) -> str:
+    """A label or annotation key: [DNS subdomain/]name."""
+    text = _text(value)
+    if text is None:
+        return "is not a label key"
+    prefix, _, name = text.rpartition("/")
+    if (prefix and dns_subdomain(prefix)) or not _LABEL_NAME.match(name):
+        return "is not a label key ([DNS subdomain/]name, the name at most 63 letters, digits, '-', '_', '.')"
+    return ""
+
+
+def promql_matchers(value: Any) -> str:
+    """Label matchers without braces (``a="x",b=~"y.*"``): what KubeElasti puts between ``up{`` and ``}``."""
+    text = _text(value)
+    if text is None or not text.strip() or not all(_MATCHER.fullmatch(part) for part in _split_matchers(text)):
+        return 'is not a list of label matchers (like container="prometheus",namespace="monitoring")'
+    return ""
+
+
+def _split_matchers(text: str) -> List[str]:
+    parts, current, quoted, escaped = [], "", False, False
+    for char in text:
+        if char == "," and not quoted:
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+    return [*parts, current]
+
+
+def label_value(value: Any) -> str:
+    text = value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else None
+    if text is None or not _LABEL_VALUE.match(text):
+        return "is not a label value (at most 63 letters, digits, '-', '_', '.', starting and ending with a letter or digit)"
+    return ""
+
+
+def secret_text(value: Any) -> str:
+    """A password, key or token: printable, without spaces, so that it reaches the app as it was given."""
+    text = _text(value)
+    if text is None or not _SECRET.match(text):
+        return "is not a secret an app can take as given (1 to 512 printable characters, no spaces or line breaks)"
+    return ""
+
+
+def text_line(value: Any) -> str:
+    """A name or path given as text: one line, printable."""
+    text = _text(value)
+    if text is None or len(text) > 4096 or not _PRINTABLE.match(text):
+        return "is not one line of printable text"
+    return ""
+
+
+def group_name(value: Any) -> str:
+    text = _text(value)
+    if text is None or not _GROUP.match(text):
+        return "is not an Ansible group name (letters, digits and '_', not starting with a digit)"
+    return ""
+
+
+def relative_path(value: Any) -> str:
+    text = _text(value) or ""
+    parts = text.split("/") if text else []
+    if not parts or text.startswith("/") or not all(_PATH_PART.match(part) and part not in (".", "..") for part in parts):
+        return "is not a relative path (names of letters, digits, '.', '_', '+', '=', '-' joined by '/', no '..')"
+    return ""
+
+
+def url(value: Any, schemes: Sequence[str] = ("http", "https")) -> str:
+    """A URL of one of ``schemes``, with a host, and no credentials: they would be written into the tree."""
+    text = _text(value)
+    if text is None or not _PRINTABLE.match(text) or " " in text:
+        return "is not a URL"
+    split = urlsplit(text)
+    if split.scheme not in schemes or not split.hostname:
+        return f"is not a URL of {' or '.join(s + '://' for s in schemes)} with a host"
+    if split.username or split.password:
+        return "carries credentials (user:password@), which would show in plain text in the tree or the output"
+    if split.query:
+        return "carries a query string, where tokens hide, which would show in plain text in the tree or the output"
+    try:
+        split.port  # noqa: B018 - a port that is no number raises
+    except ValueError:
+        return "has a port that is not a number"
+    host_problem = ip_address(split.hostname) and hostname(split.hostname)
+    if host_problem:
+        return f"has a host that {host_problem}"
+    return ""
+
+
+def _chart_repo(value: Any) -> str:
+    return url(value, ("https", "oci"))
+
+
+# What each variable of a role must hold, by name (fnmatch patterns, first match wins): the format and the fix.
+FORMATS: List[Tuple[str, Check, str]] = [
+    ("*_chart_repo", _chart_repo, "use the chart repository's https:// or oci:// URL"),
+    ("*_chart_version", semver, "use the chart's version, like 1.10.1"),
+    ("*_namespace", dns_label, "use a namespace name such as monitoring"),
+    ("*_storage_class", dns_subdomain, "use the name of a StorageClass (`kubectl get storageclass`)"),
+    ("*_pvc_name", dns_subdomain, "use a name such as open-webui-data"),
+    ("*_image", image_reference, "use an image pinned to a version, such as docker.io/ollama/ollama:0.35.1"),
+    ("*_image_rocm", image_reference, "use an image pinned to a version, such as docker.io/ollama/ollama:0.35.1-rocm"),
+    ("llamacpp_images.*", image_reference, "use an image pinned to a release, such as ghcr.io/ggml-org/llama.cpp:server-cuda-b6000"),
+    ("*_load_balancer_ip", ip_address, "use an address of your load balancer's pool, such as 10.10.2.25, or leave it empty"),
+    ("*_ingress_host", hostname, "use the host name clients use, such as llm.home.arpa"),
+    ("*_ingress_class", dns_subdomain, "use the name of an IngressClass (`kubectl get ingressclass`), or leave it empty"),
+    ("*_ingress_tls_secret", dns_subdomain, "use the name of a TLS Secret in the namespace, or leave it empty"),
+    ("*_prometheus_url", url, "use Prometheus' base URL, such as http://prometheus-operated.monitoring.svc.cluster.local:9090"),
+    ("check_url", url, "use LiteLLM's OpenAI base URL, such as http://127.0.0.1:4000/v1"),
+    ("*_uptime_filter", promql_matchers, 'write label matchers without braces, such as container="prometheus",namespace="monitoring"'),
+    ("*_keep_alive", go_duration, "write a duration such as 5m"),
+    ("*_checkpoint_dir", relative_path, "write a path inside the volume, such as models/Stable-diffusion"),
+    ("*_env.*", env_name, "name environment variables with letters, digits and '_'"),
+    ("*_annotations.*", label_key, "use annotation keys such as metallb.universe.tf/address-pool"),
+    ("*_labels.*", label_key, "use label keys such as release"),
+    ("*_labels.*=", label_value, "use label values of letters, digits, '-', '_' and '.'"),
+    # secrets go into Secrets as given: a line break or a space would not survive every app's parsing
+    ("*_password", secret_text, "use printable characters without spaces, or leave it empty to have one generated"),
+    ("*_master_key", secret_text, "use printable characters without spaces, starting with sk-, or leave it empty to have one generated"),
+    ("*_api_key", secret_text, "use printable characters without spaces, or leave it empty to have one generated"),
+    ("*_secret_key", secret_text, "use printable characters without spaces, or leave it empty to have one generated"),
+    ("*_hf_token", secret_text, "use the token as the Hub shows it (hf_...)"),
+    ("*_username", secret_text, "use printable characters without spaces"),
+    ("homelab_ai_node_group", group_name, "use the inventory group of the nodes, such as homelab_ai_nodes"),
+    ("*_dir", text_line, "write the path on one line"),
+    ("*_key_file", text_line, "write the path on one line"),
+    ("homelab_ai_kubeconfig", text_line, "write the path on one line"),
+    ("homelab_ai_kube_context", text_line, "use the context's name as `kubectl config get-contexts` shows it"),
+    ("deliver_field_manager", text_line, "use a name such as homelab-ai"),
+]
+
+# Bounds of the whole numbers of the roles: (lowest, highest), past which the value is a slip, not a choice.
+BOUNDS: Dict[str, Tuple[int, int]] = {
+    "*_port": (1, 65535),
+    "*_replicas": (1, 20),
+    "longhorn_replica_count": (0, 10),
+    "longhorn_models_replica_count": (1, 10),
+    "*_timeout": (1, 86400),
+    "llamacpp_scale_to_zero_cooldown": (0, 604800),  # the ElastiService CRD's maximum
+    "ollama_max_loaded_models": (1, 16),
+    "ollama_num_parallel": (1, 64),
+    "*_device_gids.*": (0, 2**31 - 1),
+}
+
+
+def _find(table: Sequence[Tuple[str, Check, str]], name: str) -> Optional[Tuple[Check, str]]:
+    """The first entry whose pattern matches; ``name.*=`` (a map's values) matches only patterns that end in '='."""
+    for pattern, check, fix in table:
+        if pattern.endswith("=") == name.endswith("=") and fnmatch.fnmatchcase(name, pattern):
+            return check, fix
+    return None
+
+
+def _bounds(name: str) -> Optional[Tuple[int, int]]:
+    return next((bounds for pattern, bounds in BOUNDS.items() if fnmatch.fnmatchcase(name, pattern)), None)
+
+
+# the checks of a map that apply to its keys (environment names, label keys); the others to its values
+_KEY_CHECKS = (env_name, label_key)
+
+
+def variable_problems(name: str, value: Any) -> List[Problem]:
+    """What is wrong with a role variable's value: the format of a string, the keys or values of a map, the bounds
+    of a number (``name.*`` in the tables means the map's keys or values, or the list's items)."""
+    if value is None or value == "":
+        return []  # empty means "not set" for the optional ones; the argument spec says which are required
+    problems: List[Problem] = []
+
+    def check(where: str, pattern: str, item: Any) -> None:
+        found = _find(FORMATS, pattern)
+        if found and found[0](item):
+            problems.append(Problem(where, f"{item!r} {found[0](item)}", found[1]))
+        bounds = _bounds(pattern)
+        if bounds and isinstance(item, int) and not isinstance(item, bool) and not bounds[0] <= item <= bounds[1]:
+            problems.append(Problem(where, f"{item} is not between {bounds[0]} and {bounds[1]}", f"write a whole number from {bounds[0]} to {bounds[1]}"))
+
+    if isinstance(value, Mapping):
+        found = _find(FORMATS, f"{name}.*")
+        for key, item in value.items():
+            check(f"{name}.{key}", f"{name}.*", key if found and found[0] in _KEY_CHECKS else item)
+            if _find(FORMATS, f"{name}.*="):  # the map's values have a format of their own too
+                check(f"{name}.{key}", f"{name}.*=", item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check(f"{name}[{index}]", f"{name}.*", item)
+    else:
+        check(name, name, value)
+    return problems
