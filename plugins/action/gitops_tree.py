@@ -8,13 +8,18 @@ import os
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.homelab.ai.plugins.module_utils._components import COMMON_LABELS, collect_components, namespace_objects, order_components
+from ansible_collections.homelab.ai.plugins.module_utils._components import (
+    COMMON_LABELS,
+    collect_components,
+    namespace_objects,
+    prepare,
+)
 from ansible_collections.homelab.ai.plugins.module_utils._tree import TreeError, contents_of, readme, render_files, secret_path, sync_tree
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("path", "components", "age_recipients", "files", "flux_path", "flux_source", "prune_secrets"))
+    _VALID_ARGS = frozenset(("path", "components", "age_recipients", "files", "flux_path", "flux_source", "prune_secrets", "secrets", "network"))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -25,7 +30,8 @@ class ActionModule(ActionBase):
             return result
         path = str(args["path"])
         cluster = os.path.basename(os.path.normpath(path))
-        components = order_components(args.get("components") or collect_components(task_vars or {}))
+        # the checksums of what pods read, the NetworkPolicies: made as apply mode makes them (_components.prepare)
+        components, readers = prepare(args.get("components") or collect_components(task_vars or {}), args.get("secrets") or [], args.get("network"))
         namespaces = namespace_objects(components)
         contents = contents_of(components, namespaces)
         flux = {"flux_path": str(args["flux_path"]), "flux_source": str(args["flux_source"])}
@@ -57,6 +63,7 @@ class ActionModule(ActionBase):
             kept_data=synced.kept_data,
             cleaned=synced.cleaned,
             contents=contents,
+            secret_readers=readers,
         )
         if self._task.diff and synced.diffs:
             result["diff"] = synced.diffs

@@ -20,7 +20,7 @@ from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
     nvidia_device_plugin_config,
     nvidia_device_plugin_configmap,
 )
-from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_resource, node_gpu
+from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_pod, gpu_resource, node_gpu
 from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
 from ansible_collections.homelab.ai.plugins.module_utils._pull_job import code_configmap, pull_job, pull_wait_container
@@ -53,6 +53,7 @@ class FilterModule:
             "gpu_resource": _wrap(gpu_resource),
             "cache_size": _wrap(cache_size),
             "node_gpu": _wrap(node_gpu),
+            "gpu_pod": _wrap(gpu_pod),
             "gpu_node_labels": _wrap(gpu_node_labels),
             "node_feature_rules": _wrap(node_feature_rules),
             "nvidia_device_plugin_config": _wrap(nvidia_device_plugin_config),

@@ -17,15 +17,19 @@ Variables, not facts: Ansible copies every fact into each task's variables, whic
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ._flux import LAYERS, PRUNE_DISABLED, keeps_data
+from ._flux import LAYERS, PRUNE_DISABLED, chart_objects, keeps_data
+from ._network import network_policies
+from ._pod_security import namespace_level
 from ._problems import InputError, Problem
 from ._tree import secret_path
 from ._vram import normalize_workloads
-from ._yaml import plain
+from ._yaml import dump, plain
 
 __all__ = [
     "CLUSTER_SCOPED_KINDS",
@@ -43,6 +47,9 @@ __all__ = [
     "namespaces_of",
     "normalize_component",
     "order_components",
+    "prepare",
+    "secret_checksums",
+    "with_checksums",
 ]
 
 # Kinds the collection renders that have no namespace.
@@ -53,6 +60,8 @@ CLUSTER_SCOPED_KINDS = frozenset(
 SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "flux-system"})
 COMMON_LABELS = {"app.kubernetes.io/managed-by": "homelab.ai", "app.kubernetes.io/part-of": "homelab-ai"}
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# the workloads whose pods can roll (not Jobs: a Job's pod template cannot change)
+_WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 # the key that marks a variable's value as a registered component
 MARKER = "homelab_ai_component"
 _COMPONENT_KEYS = ("name", "layer", "needs", "objects", "secrets", "helm", "gpu_workloads", "summary")
@@ -215,15 +224,27 @@ def _replicas(obj: Mapping[str, Any]) -> Optional[int]:
 
 
 def namespace_objects(components: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    """Namespace objects for the namespaces that no component creates itself."""
+    """Namespace objects for the namespaces that no component creates itself, enforcing the strictest Pod Security
+    Standard all of the collection's pods there meet (so that a pod that loses a setting is refused), and auditing and
+    warning at restricted (so that what keeps a pod from it shows)."""
+    pods: Dict[str, List[Mapping[str, Any]]] = {}
+    for component in components:
+        for obj in component["objects"]:
+            template = (obj.get("spec") or {}).get("template") if obj["kind"] in (*_WORKLOADS, "Job") else None
+            if template and obj["metadata"].get("namespace"):
+                pods.setdefault(obj["metadata"]["namespace"], []).append(template.get("spec") or {})
     return [
         {
             "apiVersion": "v1",
             "kind": "Namespace",
             "metadata": {
                 "name": name,
-                # the AI workloads need no host access; GPUs come through device plugins
-                "labels": {**COMMON_LABELS, "pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/warn": "restricted"},
+                "labels": {
+                    **COMMON_LABELS,
+                    "pod-security.kubernetes.io/enforce": namespace_level(pods.get(name) or []),
+                    "pod-security.kubernetes.io/audit": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                },
                 "annotations": dict(PRUNE_DISABLED),
             },
         }
@@ -255,20 +276,115 @@ def delivery_secrets(components: Sequence[Mapping[str, Any]], tree_dir: str) -> 
     return secrets
 
 
-def delivery_plan(components: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
-    """What apply mode needs: every object in dependency order, in batches (see ``apply_batches``), and what it applies
-    (``refs``: every object and Secret; ``charts``: every Helm release) for the record that the next run prunes by."""
-    ordered = order_components(components)
+NETWORK = "network-policies"
+
+
+def prepare(
+    components: Sequence[Mapping[str, Any]], secrets: Sequence[Mapping[str, Any]] = (), network: Optional[Mapping[str, Any]] = None
+) -> Tuple[List[Dict[str, Any]], Dict[str, List[str]]]:
+    """What both modes deliver, made once: the components in dependency order, with the checksum of what each workload
+    reads (``secrets``: the sops_secret results), and a last component of NetworkPolicies derived from them all
+    (``network``: ``{enabled, ingress_namespaces}``); and who reads each Secret."""
+    ordered, readers = with_checksums(order_components(components), secret_checksums(secrets))
+    if network and network.get("enabled"):
+        objects = [obj for component in ordered for obj in component["objects"]] + [obj for c in ordered for h in c["helm"] for obj in chart_objects(h)]
+        ours = [ns["metadata"]["name"] for ns in namespace_objects(ordered)]
+        policies = network_policies(objects, ours, list(network.get("ingress_namespaces") or []), COMMON_LABELS)
+        if policies:
+            last = normalize_component({"name": NETWORK, "objects": policies, "needs": [c["name"] for c in ordered]}, ours[0] if ours else "default")
+            ordered.append(last)
+    return ordered, readers
+
+
+def delivery_plan(
+    components: Sequence[Mapping[str, Any]], secrets: Sequence[Mapping[str, Any]] = (), network: Optional[Mapping[str, Any]] = None
+) -> Dict[str, Any]:
+    """What apply mode needs: every object in dependency order, in batches (see ``apply_batches``), prepared as
+    ``prepare`` does; what it applies (``refs``: every object and Secret; ``charts``: every Helm release) for the
+    record that the next run prunes by; who reads each Secret."""
+    ordered, readers = prepare(components, secrets, network)
     batches = apply_batches(ordered, namespace_objects(ordered))
     refs = [_ref(obj) for batch in batches for obj in batch["objects"]]
     refs += [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": s["name"], "namespace": s["namespace"]}} for c in ordered for s in c["secrets"]]
     charts = [{"namespace": h["namespace"], "name": h["name"], "keeps_data": bool(h.get("keeps_data"))} for c in ordered for h in c["helm"]]
-    return {"components": [c["name"] for c in ordered], "batches": batches, "refs": refs, "charts": charts}
+    return {"components": [c["name"] for c in ordered], "batches": batches, "refs": refs, "charts": charts, "readers": readers}
 
 
 def _ref(obj: Mapping[str, Any]) -> Dict[str, Any]:
     metadata = {"name": obj["metadata"]["name"], **({"namespace": obj["metadata"]["namespace"]} if obj["metadata"].get("namespace") else {})}
     return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": metadata}
+
+
+CHECKSUM = "homelab.ai/checksum"
+
+
+def _reads(pod: Mapping[str, Any]) -> List[Tuple[str, str]]:
+    """The Secrets and ConfigMaps a pod reads: env, envFrom, volumes (projected ones too)."""
+    found = set()
+    for container in list(pod.get("containers") or []) + list(pod.get("initContainers") or []):
+        for env in container.get("env") or []:
+            source = env.get("valueFrom") or {}
+            if source.get("secretKeyRef"):
+                found.add(("Secret", source["secretKeyRef"]["name"]))
+            if source.get("configMapKeyRef"):
+                found.add(("ConfigMap", source["configMapKeyRef"]["name"]))
+        for env_from in container.get("envFrom") or []:
+            if env_from.get("secretRef"):
+                found.add(("Secret", env_from["secretRef"]["name"]))
+            if env_from.get("configMapRef"):
+                found.add(("ConfigMap", env_from["configMapRef"]["name"]))
+    for volume in pod.get("volumes") or []:
+        sources = [volume, *((volume.get("projected") or {}).get("sources") or [])]
+        for source in sources:
+            if source.get("secret"):
+                found.add(("Secret", source["secret"].get("secretName") or source["secret"].get("name")))
+            if source.get("configMap"):
+                found.add(("ConfigMap", source["configMap"]["name"]))
+    return sorted(found)
+
+
+def secret_checksums(results: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
+    """``namespace/name`` -> checksum, from the results of the sops_secret loop over ``delivery_secrets``."""
+    return {f"{r['item']['namespace']}/{r['item']['name']}": str(r["checksum"]) for r in results if r.get("checksum") and r.get("item")}
+
+
+def with_checksums(components: Sequence[Mapping[str, Any]], secrets: Mapping[str, str]) -> Tuple[List[Dict[str, Any]], Dict[str, List[str]]]:
+    """The components with a checksum of what each workload reads on its pod template, and who reads each Secret.
+
+    A pod reads its Secrets and ConfigMaps at start only: a new value reaches it when the pod template changes. The
+    annotation ``homelab.ai/checksum`` covers every Secret (``secrets``: ``namespace/name`` -> the sha256 of its
+    encrypted file, from sops_secret) and rendered ConfigMap the pod reads. The second value maps ``namespace/name``
+    of each Secret to the workloads that restart when it changes, for the summary.
+    """
+    configmaps = {
+        f"{obj['metadata']['namespace']}/{obj['metadata']['name']}": hashlib.sha256(dump({k: obj.get(k) for k in ("data", "binaryData")}).encode()).hexdigest()
+        for component in components
+        for obj in component["objects"]
+        if obj["kind"] == "ConfigMap"
+    }
+    readers: Dict[str, List[str]] = {}
+    annotated = []
+    for component in components:
+        objects = []
+        for obj in component["objects"]:
+            template = (obj.get("spec") or {}).get("template") if obj["kind"] in _WORKLOADS else None
+            if template:
+                namespace = obj["metadata"]["namespace"]
+                parts = []
+                for kind, name in _reads(template.get("spec") or {}):
+                    key = f"{namespace}/{name}"
+                    checksum = (secrets if kind == "Secret" else configmaps).get(key)
+                    if checksum:
+                        parts.append(f"{kind}/{name}={checksum}")
+                    if kind == "Secret":
+                        readers.setdefault(key, []).append(f"{obj['kind']} {obj['metadata']['name']}")
+                if parts:
+                    obj = copy.deepcopy(obj)
+                    metadata = obj["spec"]["template"].setdefault("metadata", {})
+                    metadata["annotations"] = {**(metadata.get("annotations") or {}), CHECKSUM: hashlib.sha256("\n".join(parts).encode()).hexdigest()}
+            objects.append(obj)
+        annotated.append({**component, "objects": objects})
+    return annotated, readers
 
 
 def gpu_workloads_of(components: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:

@@ -42,6 +42,8 @@ VENDORS = ("nvidia", "amd", "intel")
 BACKENDS = ("llamacpp", "ollama")
 MODES = ("chat", "embedding", "completion")
 DISTRIBUTIONS = ("k3s", "generic")
+# where each distribution runs its ingress controller: k3s ships Traefik in kube-system
+INGRESS_NAMESPACES = {"k3s": "kube-system", "generic": "ingress-nginx"}
 DEPLOY_MODES = ("render", "apply")
 
 # Shared variables of the controller and their defaults (documented in roles/preflight/meta/argument_specs.yml,
@@ -68,6 +70,10 @@ DEFAULTS: Dict[str, Any] = {
     "homelab_ai_prune_data": False,
     # variables of the user's own that look like the collection's (the preflight refuses look-alikes otherwise)
     "homelab_ai_allowed_variables": [],
+    # NetworkPolicies: the stack's namespace denies ingress but for what its components use of each other
+    "homelab_ai_network_policies": True,
+    # where the ingress controller runs; empty: the distribution's (Traefik in kube-system on k3s, else ingress-nginx)
+    "homelab_ai_ingress_namespace": "",
 }
 SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
     {
@@ -174,6 +180,12 @@ class Flux:
 
 
 @dataclass
+class Network:
+    enabled: bool
+    ingress_namespaces: List[str]
+
+
+@dataclass
 class Inventory:
     cluster_name: str
     mode: str
@@ -187,6 +199,7 @@ class Inventory:
     apply_timeout: int = 600
     vram_overcommit: bool = False
     flux: Flux = field(default_factory=lambda: Flux("./homelab", "flux-system"))
+    network: Network = field(default_factory=lambda: Network(True, ["kube-system"]))
     prune_data: bool = False
     warnings: List[str] = field(default_factory=list)  # what the run should show but not fail on
 
@@ -253,6 +266,10 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
     vram_overcommit = _bool("homelab_ai_vram_overcommit", values["homelab_ai_vram_overcommit"], problems, False)
     prune_data = _bool("homelab_ai_prune_data", values["homelab_ai_prune_data"], problems, False)
     flux = _flux(values, str(cluster), problems)
+    ingress = values["homelab_ai_ingress_namespace"] or INGRESS_NAMESPACES.get(str(distribution), "ingress-nginx")
+    if not isinstance(ingress, str) or not _DNS_LABEL.match(ingress):
+        problems.append(Problem("homelab_ai_ingress_namespace", f"{ingress!r} is not a namespace name", "use the namespace the ingress controller runs in"))
+    network = Network(_bool("homelab_ai_network_policies", values["homelab_ai_network_policies"], problems, True), [str(ingress)])
     warnings: List[str] = []
     nodes = [_node(host, hvars, problems, warnings) for host, hvars in hosts.items()]
     # a node whose GPU entry (declared, detected or its sharing) is wrong has been reported already: its models are not "without GPU"
@@ -288,6 +305,7 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
         apply_timeout=apply_timeout,
         vram_overcommit=vram_overcommit,
         flux=flux,
+        network=network,
         prune_data=prune_data,
         warnings=warnings,
     )

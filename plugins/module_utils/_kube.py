@@ -4,14 +4,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from ._quantity import to_bytes, to_quantity
 
-__all__ = ["GPU_LABEL_PREFIX", "GPU_RESOURCES", "cache_size", "gpu_resource", "node_gpu"]
+__all__ = ["GPU_LABEL_PREFIX", "GPU_RESOURCES", "RUN_AS", "cache_size", "gpu_pod", "gpu_resource", "node_gpu"]
 
 GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu", "intel": "gpu.intel.com/i915"}
 GPU_LABEL_PREFIX = "homelab.ai/gpu"
+# the user the collection's own pods run as where the image does not name one: above the host's users (10000)
+RUN_AS = 10001
 
 
 def gpu_resource(vendor: str, rename_shared: bool = False) -> str:
@@ -51,6 +53,47 @@ def node_gpu(inventory: Mapping[str, Any], node: Optional[str], vendor: Optional
                 "apu": gpu["apu"],
             }
     raise ValueError(f"{node!r} is not a node of the inventory; use one of {', '.join(n['host'] for n in inventory['nodes'])}")
+
+
+def gpu_pod(inventory: Mapping[str, Any], node: Optional[str], device_gids: Sequence[int] = (), user: int = RUN_AS, gpu: bool = True) -> Dict[str, Any]:
+    """How a pod gets the GPU of ``node`` (the CPU without one), decided once for every GPU workload.
+
+    ``pod`` holds the pod spec's fields: the node, the runtime class, the service account token it never needs, and the
+    security context: a non-root ``user`` where the devices allow it. An NVIDIA GPU comes through its device plugin and
+    runtime; AMD and Intel devices (/dev/dri, /dev/kfd) belong to the host's render and video groups, whose GIDs differ
+    between distributions: the node's, as gpu_facts found them, else ``device_gids``; without them the pod runs as root.
+    ``limits`` is the GPU to ask for, ``vendor``, ``node`` and ``gpu_id`` are for the VRAM plan and the labels.
+    ``gpu=False`` places the pod on ``node`` without its GPU (a llama.cpp model with ``gpu_layers: 0``).
+    """
+    placed = node_gpu(inventory, node)
+    gpu_of = placed if gpu else {**placed, "vendor": "cpu", "resource": "", "runtime_class": None, "gpu_id": None}
+    return _pod(inventory, gpu_of, device_gids, user)
+
+
+def _pod(inventory: Mapping[str, Any], gpu: Mapping[str, Any], device_gids: Sequence[int], user: int) -> Dict[str, Any]:
+    entry = next((n for n in inventory["nodes"] if gpu["node"] and gpu["node"] in (n["name"], n["host"])), None)
+    gids = sorted({int(g) for g in ((entry or {}).get("device_gids") or device_gids)})
+    needs_groups = gpu["vendor"] in ("amd", "intel")
+    context: Dict[str, Any] = {}
+    if not needs_groups or gids:
+        context = {"runAsNonRoot": True, "runAsUser": user, "runAsGroup": user, "fsGroup": user, "fsGroupChangePolicy": "OnRootMismatch"}
+        if needs_groups:
+            context["supplementalGroups"] = gids
+    context["seccompProfile"] = {"type": "RuntimeDefault"}
+    pod: Dict[str, Any] = {"automountServiceAccountToken": False}
+    if gpu["node"]:
+        pod["nodeSelector"] = {"kubernetes.io/hostname": gpu["node"]}
+    if gpu["runtime_class"]:
+        pod["runtimeClassName"] = gpu["runtime_class"]
+    pod["securityContext"] = context
+    return {
+        "pod": pod,
+        "limits": {gpu["resource"]: 1} if gpu["resource"] else {},
+        "vendor": gpu["vendor"],
+        "node": gpu["node"],
+        "gpu_id": gpu.get("gpu_id"),
+        "non_root": "runAsNonRoot" in context,
+    }
 
 
 _GI = 2**30

@@ -19,6 +19,7 @@ import os
 import re
 from typing import Any, Dict, List, Mapping, Optional
 
+from ._kube import RUN_AS
 from ._problems import InputError, Problem
 from ._pull import PullRequest, check_request
 
@@ -85,8 +86,8 @@ def pull_job(
     ttl_seconds: Optional[int] = 86400,
     active_deadline_seconds: Optional[int] = None,
     progress_interval: int = 30,
-    run_as_user: int = 1000,
-    fs_group: int = 1000,
+    run_as_user: int = RUN_AS,
+    fs_group: int = RUN_AS,
     labels: Optional[Mapping[str, str]] = None,
     where: str = "",
 ) -> List[Dict[str, Any]]:
@@ -147,6 +148,7 @@ def pull_job(
         )
     pod: Dict[str, Any] = {
         "restartPolicy": "Never",  # each retry a new pod: the logs of a failed one stay for `kubectl logs`
+        "automountServiceAccountToken": False,  # it never talks to the Kubernetes API
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": run_as_user,
@@ -199,7 +201,7 @@ _WAIT = (
 )
 
 
-def pull_wait_container(path: str, volume: str, mount_path: str = "/models", image: str = DEFAULT_IMAGE, run_as_user: int = 1000) -> Dict[str, Any]:
+def pull_wait_container(path: str, volume: str, mount_path: str = "/models", image: str = DEFAULT_IMAGE, run_as_user: int = RUN_AS) -> Dict[str, Any]:
     """An init container that holds a server back until its pull Job has renamed the verified file into place
     (it only ever appears whole). Needed where the Job and the server start together (GitOps applies both)."""
     return {

@@ -135,6 +135,12 @@ generated:
   returned: always
   type: list
   elements: str
+checksum:
+  description:
+    - sha256 of the encrypted file (C(pending) in check mode when it would change). It changes exactly when a value or
+      a recipient does and tells nothing of the values, so pods can carry it to restart when their Secret changes.
+  returned: always
+  type: str
 reasons:
   description: Why the file changes.
   returned: always
@@ -142,6 +148,7 @@ reasons:
   elements: str
 """
 
+import hashlib
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -214,10 +221,18 @@ def main() -> None:
     except (AgeKeyError, SopsError, ValueError) as exc:
         module.fail_json(msg=str(exc), **result)
 
-    result.update(generated=plan.generated, reasons=plan.reasons)
+    result.update(generated=plan.generated, reasons=plan.reasons, checksum=_checksum(path, plan.changed and module.check_mode))
     if module._diff and plan.changed:  # key names only: a diff of plain text would leak the values
         result["diff"] = {"before": "" if plan.action == "created" else f"{path}: encrypted\n", "after": f"{path}: {', '.join(plan.reasons)}\n"}
     module.exit_json(changed=plan.changed, action=plan.action, **result)
+
+
+def _checksum(path: str, pending: bool) -> str:
+    """sha256 of the encrypted file: it changes exactly when a value (or a recipient) does, and says nothing of the values."""
+    if pending or not os.path.exists(path):
+        return "pending"  # check mode: the file would change
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def _key_spec(module: AnsibleModule, name: str, raw: object, value: str | None) -> KeySpec:

@@ -44,6 +44,7 @@ RESOURCES: List[Tuple[str, str, str, str, bool]] = [
     ("elasti.truefoundry.com", "v1alpha1", "elastiservices", "ElastiService", True),
     ("nfd.k8s-sigs.io", "v1alpha1", "nodefeaturerules", "NodeFeatureRule", False),
     ("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor", True),
+    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True),
 ]
 _SINGULAR = {"Ingress": "ingress", "StorageClass": "storageclass", "RuntimeClass": "runtimeclass"}
 

@@ -14,6 +14,8 @@ from ansible_collections.homelab.ai.plugins.module_utils._components import (
     namespaces_of,
     normalize_component,
     order_components,
+    secret_checksums,
+    with_checksums,
 )
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
 
@@ -143,3 +145,28 @@ def test_a_role_describes_its_component_by_its_declaration(age_key):
         describe_component({"needs": ["x"]}, inventory, "litellm")
     with pytest.raises(InputError, match="role nothing: declares no component"):
         describe_component({}, inventory, "nothing")
+
+
+def test_workloads_carry_the_checksum_of_what_they_read_and_each_secret_names_its_readers():
+    env = [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "litellm", "key": "master-key"}}}]
+    pod = {"containers": [{"name": "c", "env": env}], "volumes": [{"name": "v", "configMap": {"name": "cfg"}}]}
+    workload = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "litellm"}, "spec": {"template": {"metadata": {}, "spec": pod}}}
+    reader = {**workload, "metadata": {"name": "open-webui"}, "spec": {"template": {"spec": {"containers": [{"name": "c", "env": env}]}}}}
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pull"}, "spec": {"template": {"spec": {"containers": [{"name": "c", "env": env}]}}}}
+    cfg = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"config.yaml": "a: 1"}}
+    comps = [component("litellm", [cfg, workload, reader, job])]
+    results = [{"item": {"namespace": "ai", "name": "litellm"}, "checksum": "abc"}]
+    annotated, readers = with_checksums(comps, secret_checksums(results))
+    first = {o["metadata"]["name"]: o for o in annotated[0]["objects"]}
+    assert readers == {"ai/litellm": ["Deployment litellm", "Deployment open-webui"]}  # the Job's template cannot change
+    assert "annotations" not in first["pull"]["spec"]["template"].get("metadata", {})
+    checksum = first["litellm"]["spec"]["template"]["metadata"]["annotations"]["homelab.ai/checksum"]
+    # a new secret value, or a new config, rolls the pods; the same ones do not
+    again, _ = with_checksums(comps, secret_checksums(results))
+    assert again[0]["objects"][1]["spec"]["template"]["metadata"]["annotations"]["homelab.ai/checksum"] == checksum
+    rotated, _ = with_checksums(comps, secret_checksums([{**results[0], "checksum": "def"}]))
+    assert rotated[0]["objects"][1]["spec"]["template"]["metadata"]["annotations"]["homelab.ai/checksum"] != checksum
+    cfg["data"]["config.yaml"] = "a: 2"
+    changed, _ = with_checksums([component("litellm", [cfg, workload])], secret_checksums(results))
+    assert changed[0]["objects"][1]["spec"]["template"]["metadata"]["annotations"]["homelab.ai/checksum"] != checksum
+    assert "annotations" not in workload["spec"]["template"]["metadata"]  # the input is left as it was

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.homelab.ai.plugins.module_utils._inventory import build_inventory
-from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_resource, node_gpu
+from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_pod, gpu_resource, node_gpu
 from tests.support.example import example_inventory
 
 
@@ -33,3 +33,36 @@ def test_cache_size():
     assert cache_size({"cache_size": 50 * 2**30}, "20Gi") == "50Gi"
     assert cache_size({"size": 18 * 2**30}, "20Gi") == "21Gi"  # 18 GiB + 10 % + 1 GiB, rounded up
     assert cache_size({"size": None}, "20Gi") == "20Gi"
+
+
+def test_gpu_pod_runs_non_root_where_the_devices_allow():
+    inv = inventory()
+    nvidia = gpu_pod(inv, "gpu-nvidia-01")
+    assert nvidia["pod"] == {
+        "automountServiceAccountToken": False,
+        "nodeSelector": {"kubernetes.io/hostname": "gpu-nvidia-01"},
+        "runtimeClassName": "nvidia",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    assert nvidia["limits"] == {"nvidia.com/gpu": 1} and nvidia["non_root"]
+    # AMD without the host's GIDs: root, as the render group's GID is unknown
+    amd = gpu_pod(inv, "strix-01")
+    assert amd["pod"]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}} and not amd["non_root"]
+    # with the declared GIDs, or those gpu_facts found on the node (which win), non-root in those groups
+    assert gpu_pod(inv, "strix-01", [44, 992])["pod"]["securityContext"]["supplementalGroups"] == [44, 992]
+    inv["nodes"][[n["host"] for n in inv["nodes"]].index("strix-01")]["device_gids"] = [44, 105]
+    assert gpu_pod(inv, "strix-01", [44, 992])["pod"]["securityContext"]["supplementalGroups"] == [44, 105]
+    cpu = gpu_pod(inv, None)
+    assert cpu["pod"]["securityContext"]["runAsNonRoot"] and "nodeSelector" not in cpu["pod"] and cpu["limits"] == {}
+
+
+def test_a_cpu_model_stays_on_its_node_without_the_gpu():
+    cpu = gpu_pod(inventory(), "strix-01", gpu=False)
+    assert cpu["pod"]["nodeSelector"] == {"kubernetes.io/hostname": "strix-01"} and cpu["limits"] == {} and cpu["vendor"] == "cpu" and cpu["non_root"]
