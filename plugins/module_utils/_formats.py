@@ -23,13 +23,18 @@ from ._problems import Problem
 __all__ = [
     "BOUNDS",
     "FORMATS",
+    "bearer_token",
+    "command_word",
     "dns_label",
     "dns_subdomain",
     "env_name",
     "go_duration",
     "group_name",
     "hostname",
+    "http_password",
+    "http_user",
     "image_reference",
+    "image_size",
     "ip_address",
     "label_key",
     "label_value",
@@ -60,6 +65,14 @@ _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
 _SECRET = re.compile(r"^[\x21-\x7e]{1,512}$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _GROUP = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HTTP_USER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# printable without spaces or ':', where nginx's auth_basic_user_file ends a password
+_HTTP_PASSWORD = re.compile(r"^[\x21-\x39\x3b-\x7e]{8,256}$")
+# RFC 6750's b64token: what a Bearer header carries, and what nginx compares without reading $ or quotes in it
+_BEARER = re.compile(r"^[A-Za-z0-9._~+/-]{32,256}=*$")
+_SIZE = re.compile(r"^([1-9][0-9]{1,3})x([1-9][0-9]{1,3})$")
+# one word of a command line that a shell splits and expands: no spaces, quotes, globs or $
+_WORD = re.compile(r"^[A-Za-z0-9_.,:=/+-]{1,200}$")
 
 
 def _text(value: Any) -> Optional[str]:
@@ -182,6 +195,44 @@ def secret_text(value: Any) -> str:
     return ""
 
 
+def http_user(value: Any) -> str:
+    """A user name of HTTP Basic authentication, which ends at the first ':' (and of an htpasswd line)."""
+    text = _text(value)
+    if text is None or not _HTTP_USER.match(text):
+        return "is not a user name of 1 to 64 letters, digits, '.', '_' and '-'"
+    return ""
+
+
+def http_password(value: Any) -> str:
+    """A password of HTTP Basic authentication that nginx checks from a password file."""
+    text = _text(value)
+    if text is None or not _HTTP_PASSWORD.match(text):
+        return "is not 8 to 256 printable characters without spaces or ':' (nginx's password file ends a password at ':')"
+    return ""
+
+
+def bearer_token(value: Any) -> str:
+    text = _text(value)
+    if text is None or not _BEARER.match(text):
+        return "is not a key of 32 to 256 letters, digits and . _ ~ + / - (a Bearer token's alphabet)"
+    return ""
+
+
+def image_size(value: Any) -> str:
+    """WIDTHxHEIGHT of a picture: latent images come in multiples of 8 pixels, from 64 to 4096."""
+    match = _SIZE.match(_text(value) or "")
+    if not match or not all(64 <= int(side) <= 4096 and int(side) % 8 == 0 for side in match.groups()):
+        return "is not WIDTHxHEIGHT with each side a multiple of 8 from 64 to 4096"
+    return ""
+
+
+def command_word(value: Any) -> str:
+    text = _text(value)
+    if text is None or not _WORD.match(text):
+        return "is not one word of letters, digits and . , : = / + - _ (a start script splits and expands the words it is given)"
+    return ""
+
+
 def text_line(value: Any) -> str:
     """A name or path given as text: one line, printable."""
     text = _text(value)
@@ -250,11 +301,17 @@ FORMATS: List[Tuple[str, Check, str]] = [
     ("*_uptime_filter", promql_matchers, 'write label matchers without braces, such as container="prometheus",namespace="monitoring"'),
     ("*_keep_alive", go_duration, "write a duration such as 5m"),
     ("*_checkpoint_dir", relative_path, "write a path inside the volume, such as models/Stable-diffusion"),
+    ("stable_diffusion_args.*", command_word, "write each argument as one list item, such as --lowvram"),
+    ("stable_diffusion_model", relative_path, "use the checkpoint's file name as ComfyUI lists it, such as sd_xl_base_1.0.safetensors"),
+    ("*_image_resolution", image_size, "write WIDTHxHEIGHT, such as 1024x1024 for SDXL or 512x512 for SD 1.5"),
     ("*_env.*", env_name, "name environment variables with letters, digits and '_'"),
     ("*_annotations.*", label_key, "use annotation keys such as metallb.universe.tf/address-pool"),
     ("*_labels.*", label_key, "use label keys such as release"),
     ("*_labels.*=", label_value, "use label values of letters, digits, '-', '_' and '.'"),
     # secrets go into Secrets as given: a line break or a space would not survive every app's parsing
+    ("stable_diffusion_username", http_user, "use letters, digits, '.', '_' and '-', such as admin"),
+    ("stable_diffusion_password", http_password, "use 8 or more printable characters without spaces or ':', or leave it empty to have one generated"),
+    ("stable_diffusion_api_key", bearer_token, "use 32 to 256 letters and digits, or leave it empty to have one generated"),
     ("*_password", secret_text, "use printable characters without spaces, or leave it empty to have one generated"),
     ("*_master_key", secret_text, "use printable characters without spaces, starting with sk-, or leave it empty to have one generated"),
     ("*_api_key", secret_text, "use printable characters without spaces, or leave it empty to have one generated"),
@@ -279,6 +336,7 @@ BOUNDS: Dict[str, Tuple[int, int]] = {
     "llamacpp_scale_to_zero_cooldown": (0, 604800),  # the ElastiService CRD's maximum
     "ollama_max_loaded_models": (1, 16),
     "ollama_num_parallel": (1, 64),
+    "open_webui_image_steps": (1, 200),
     "*_device_gids.*": (0, 2**31 - 1),
 }
 

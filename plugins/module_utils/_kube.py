@@ -55,7 +55,9 @@ def node_gpu(inventory: Mapping[str, Any], node: Optional[str], vendor: Optional
     raise ValueError(f"{node!r} is not a node of the inventory; use one of {', '.join(n['host'] for n in inventory['nodes'])}")
 
 
-def gpu_pod(inventory: Mapping[str, Any], node: Optional[str], device_gids: Sequence[int] = (), user: int = RUN_AS, gpu: bool = True) -> Dict[str, Any]:
+def gpu_pod(
+    inventory: Mapping[str, Any], node: Optional[str], device_gids: Sequence[int] = (), user: Optional[int] = RUN_AS, gpu: bool = True
+) -> Dict[str, Any]:
     """How a pod gets the GPU of ``node`` (the CPU without one), decided once for every GPU workload.
 
     ``pod`` holds the pod spec's fields: the node, the runtime class, the service account token it never needs, and the
@@ -63,19 +65,20 @@ def gpu_pod(inventory: Mapping[str, Any], node: Optional[str], device_gids: Sequ
     runtime; AMD and Intel devices (/dev/dri, /dev/kfd) belong to the host's render and video groups, whose GIDs differ
     between distributions: the node's, as gpu_facts found them, else ``device_gids``; without them the pod runs as root.
     ``limits`` is the GPU to ask for, ``vendor``, ``node`` and ``gpu_id`` are for the VRAM plan and the labels.
-    ``gpu=False`` places the pod on ``node`` without its GPU (a llama.cpp model with ``gpu_layers: 0``).
+    ``gpu=False`` places the pod on ``node`` without its GPU (a llama.cpp model with ``gpu_layers: 0``);
+    ``user=None`` is for an image that must start as root: its containers say who they run as.
     """
     placed = node_gpu(inventory, node)
     gpu_of = placed if gpu else {**placed, "vendor": "cpu", "resource": "", "runtime_class": None, "gpu_id": None}
     return _pod(inventory, gpu_of, device_gids, user)
 
 
-def _pod(inventory: Mapping[str, Any], gpu: Mapping[str, Any], device_gids: Sequence[int], user: int) -> Dict[str, Any]:
+def _pod(inventory: Mapping[str, Any], gpu: Mapping[str, Any], device_gids: Sequence[int], user: Optional[int]) -> Dict[str, Any]:
     entry = next((n for n in inventory["nodes"] if gpu["node"] and gpu["node"] in (n["name"], n["host"])), None)
     gids = sorted({int(g) for g in ((entry or {}).get("device_gids") or device_gids)})
     needs_groups = gpu["vendor"] in ("amd", "intel")
     context: Dict[str, Any] = {}
-    if not needs_groups or gids:
+    if user is not None and (not needs_groups or gids):
         context = {"runAsNonRoot": True, "runAsUser": user, "runAsGroup": user, "fsGroup": user, "fsGroupChangePolicy": "OnRootMismatch"}
         if needs_groups:
             context["supplementalGroups"] = gids

@@ -14,9 +14,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from ._comfyui import CHECKPOINT_SUFFIXES, fixed_arg
 from ._formats import variable_problems
 from ._inventory import NODE_VARIABLES, SHARED_VARIABLES, build_inventory, check_variable_names
 from ._problems import InputError, Problem
+from ._pull import PullRequest, check_request
 from ._quantity import QuantityError, parse_quantity
 from ._sops import AgeKeyError, age_recipients_from_key_file, check_recipients, default_age_key_file, how_to_make_an_age_key
 from ._tree import secret_path
@@ -205,6 +207,7 @@ def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Ma
                     "set stable_diffusion_node to a host with an NVIDIA GPU (homelab_ai_gpus), or stable_diffusion_enabled: false",
                 )
             )
+        problems.extend(_stable_diffusion_problems(value))
     if value("litellm", "litellm_enabled"):
         key = value("litellm", "litellm_master_key")
         if key and not str(key).startswith("sk-"):
@@ -249,6 +252,57 @@ def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Ma
                 " Prometheus whether they are idle and never scale them down",
                 "set llamacpp_prometheus_url to the cluster's Prometheus (and llamacpp_prometheus_uptime_filter to its own up series),"
                 " or llamacpp_prometheus_install: true",
+            )
+        )
+    return problems
+
+
+def _stable_diffusion_problems(value: Any) -> List[Problem]:
+    """ComfyUI's arguments, the checkpoints the pull Jobs fetch, and the one Open WebUI asks for."""
+    problems: List[Problem] = []
+    for index, arg in enumerate(value("stable_diffusion", "stable_diffusion_args") or []):
+        if fixed_arg(arg):
+            problems.append(
+                Problem(
+                    f"stable_diffusion_args[{index}]",
+                    f"{arg!r} is set by the role: ComfyUI listens on the pod's loopback, behind the proxy that checks the key and the password",
+                    "leave it out",
+                )
+            )
+    model = value("stable_diffusion", "stable_diffusion_model")
+    if isinstance(model, str) and model and not model.endswith(CHECKPOINT_SUFFIXES):
+        problems.append(
+            Problem(
+                "stable_diffusion_model", f"{model!r} is not a file ComfyUI lists as a checkpoint", f"use a file ending in {', '.join(CHECKPOINT_SUFFIXES)}"
+            )
+        )
+    checkpoints = value("stable_diffusion", "stable_diffusion_checkpoints") or []
+    names = []
+    for index, checkpoint in enumerate(checkpoints):
+        where = f"stable_diffusion_checkpoints[{index}]"
+        if not isinstance(checkpoint, Mapping) or not checkpoint.get("source") or set(checkpoint) - {"source", "sha256", "filename"}:
+            problems.append(Problem(where, f"{checkpoint!r} is not a checkpoint", "give source (hf:// or https://), and sha256 and filename if you like"))
+            continue
+        try:
+            request = PullRequest(
+                source=str(checkpoint["source"]), dest="/models", sha256=str(checkpoint.get("sha256") or ""), filename=str(checkpoint.get("filename") or "")
+            )
+            source = check_request(request, where)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        filename = request.filename or source.filename
+        if source.scheme == "ollama":
+            problems.append(Problem(f"{where}.source", f"{source.uri!r} is an Ollama model", "use hf://org/repo/file.safetensors or https://.../file"))
+        elif variable_problems("stable_diffusion_model", filename):
+            problems.append(Problem(f"{where}.filename", f"{filename!r} is not a plain file name", "give a name of letters, digits, '.', '_', '-'"))
+        names.append(filename)
+    if checkpoints and isinstance(model, str) and names and model not in names:
+        problems.append(
+            Problem(
+                "stable_diffusion_model",
+                f"{model!r} is none of the checkpoints the pull Jobs place ({', '.join(names)}): Open WebUI would ask ComfyUI for a file it lacks",
+                "use one of those file names, or add the checkpoint to stable_diffusion_checkpoints",
             )
         )
     return problems

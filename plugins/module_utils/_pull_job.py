@@ -120,17 +120,19 @@ def pull_job(
         **({"endpoint": endpoint} if endpoint else {}),
         "name": str(model.get("name") or ""),
     }
-    check_request(PullRequest(**spec), where)  # every bad input fails here, at render time, not in the cluster
+    source = check_request(PullRequest(**spec), where)  # every bad input fails here, at render time, not in the cluster
+    # a file without a catalog name (a Stable Diffusion checkpoint) is named by its file, less the suffix
+    label = str(model.get("name") or os.path.splitext(spec.get("filename") or source.filename)[0])
 
     identity = json.dumps({"spec": spec, "pvc": pvc, "image": image, "code": code_digest(), "node": node}, sort_keys=True)
     digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
-    job_name = name or f"pull-{_slug(str(model.get('slug') or model.get('name') or 'model'), 44)}-{digest}"
+    job_name = name or f"pull-{_slug(str(model.get('slug') or label), 44)}-{digest}"
     configmap = code or f"{job_name}-code"
     job_labels = {**_LABELS, "app.kubernetes.io/instance": job_name, **(labels or {})}
     metadata: Dict[str, Any] = {
         "name": job_name,
         "labels": job_labels,
-        "annotations": {"homelab.ai/model": str(model.get("name") or ""), "homelab.ai/source": spec["source"]},
+        "annotations": {"homelab.ai/model": label, "homelab.ai/source": spec["source"]},
     }
     if namespace:
         metadata["namespace"] = namespace

@@ -13,6 +13,7 @@ Every component role declares itself in ``roles/<role>/meta/component.yml``::
       port: litellm_port
       path: /v1
       secret: litellm               # the Secret a client needs (the master key)
+      model: stable_diffusion_model # what a client asks for, where the component serves one thing (image generation)
       ingress: {enabled: litellm_ingress_enabled, host: litellm_ingress_host, tls: litellm_ingress_tls_secret}
     consumes: [{name: llamacpp}, {name: ollama}]   # required: true when it cannot work without
 
@@ -37,7 +38,7 @@ __all__ = ["DECLARATION", "build_wiring", "load_declarations", "service_url"]
 
 DECLARATION = os.path.join("meta", "component.yml")
 _KEYS = ("component", "enabled", "layer", "needs", "offers", "consumes")
-_OFFER_KEYS = ("service", "port", "path", "per_model", "secret", "ingress")
+_OFFER_KEYS = ("service", "port", "path", "per_model", "secret", "model", "ingress")
 
 Value = Callable[[str, str], Any]  # (role, variable) -> the inventory's value, else the role's default
 
@@ -133,6 +134,8 @@ def _offer(
     else:
         service["name"] = str(offer["service"])
         service["url"] = service_url(service["name"], namespace, port, path)
+    if offer.get("model"):
+        service["model"] = str(_resolve(value, role, offer["model"]))
     if offer.get("secret"):
         service["secret"] = str(offer["secret"])
         service["secret_file"] = secret_file(name, layer, str(offer["secret"]))

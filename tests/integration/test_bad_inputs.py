@@ -175,11 +175,11 @@ def _leaves(value, path=()):
 
 
 def test_a_newline_and_a_key_in_free_text_stays_one_scalar(rendered, collections, age_key, tmp_path):
-    """What the preflight lets through as free text (arguments, env values, annotations, Helm values) reaches the
+    """What the preflight lets through as free text (env values, annotations, Helm values) reaches the
     manifests as data: the objects are the example's, with those scalars changed and nothing added beside them."""
     baseline_tree, _ = rendered
     free = {
-        "stable_diffusion_args": _payload("args"),
+        "stable_diffusion_env": {"HOMELAB_AI_TEST": _payload("sd-env")},
         "open_webui_env": {"HOMELAB_AI_TEST": _payload("env")},
         "stable_diffusion_service_annotations": {"example.com/note": _payload("annotation")},
         "litellm_ingress_annotations": {"example.com/note": _payload("ingress")},
@@ -200,6 +200,7 @@ def test_a_newline_and_a_key_in_free_text_stays_one_scalar(rendered, collections
                 seen.add(value.split(MARK + "-", 1)[1].split("\n", 1)[0])
                 assert "\n  injected: true" in value  # the whole payload, one scalar
             elif path not in old or old[path] != value:
-                # beside a payload only what carries it may differ: an env entry, an annotation, a config's hash
-                assert any(p in ("env", "annotations", "values") for p in path) or path[-1] == "homelab.ai/config-sha256", (key, path, value)
-    assert seen == {"args", "env", "annotation", "ingress", "values"}
+                # beside a payload only what carries it may differ: an env entry, an annotation, the checksum of what
+                # a pod reads
+                assert any(p in ("env", "annotations", "values") for p in path), (key, path, value)
+    assert seen == {"sd-env", "env", "annotation", "ingress", "values"}

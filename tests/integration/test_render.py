@@ -91,7 +91,9 @@ def test_the_example_hardware_is_modelled(rendered):
     assert (sizes["ollama-models"], sizes["open-webui-data"], sizes["sd-data"]) == ("100Gi", "10Gi", "150Gi")
     services = {name: obj["spec"] for (kind, name), obj in objects.items() if kind == "Service"}
     assert services["open-webui"]["loadBalancerIP"] == "10.10.2.25" and services["open-webui"]["ports"][0]["port"] == 80
-    assert services["stable-diffusion"]["loadBalancerIP"] == "10.10.2.26"
+    # ComfyUI's web UI on the LAN, its API for Open WebUI in the cluster only
+    assert services["stable-diffusion-ui"]["loadBalancerIP"] == "10.10.2.26" and services["stable-diffusion-ui"]["ports"][0]["port"] == 80
+    assert services["stable-diffusion"]["type"] == "ClusterIP" and services["stable-diffusion"]["ports"][0]["port"] == 8188
     assert services["ollama"]["type"] == "ClusterIP" and services["ollama"]["ports"][0]["port"] == 11434
     embed = objects[("Deployment", "llamacpp-qwen-embed")]["spec"]["template"]["spec"]
     assert embed["nodeSelector"] == {"kubernetes.io/hostname": "gpu-amd-01"}

@@ -38,11 +38,11 @@ CHARTS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "charts"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 # Device plugins talk to the kubelet over a socket; their images have no shell and no HTTP endpoint to probe.
 NO_PROBES = {("DaemonSet", "amdgpu-device-plugin")} | {("DaemonSet", f"intel-gpu-plugin-shared-{n}") for n in range(1, 65)}
-# Images that need root: upstream says so (Open WebUI, the AUTOMATIC1111 image) or the kubelet's socket directory
+# Images that need root: upstream says so (Open WebUI, the ComfyUI image) or the kubelet's socket directory
 # demands it (device plugins); llama.cpp and Ollama on AMD/Intel without the render group's GID.
 ROOT_ALLOWED_IMAGES = (
     "open-webui/open-webui",
-    "ai-dock/stable-diffusion-webui",
+    "yanwk/comfyui-boot",
     "rocm/k8s-device-plugin",
     "intel/intel-gpu-plugin",
     "server-vulkan",

@@ -134,6 +134,39 @@ CASES: Dict[str, Tuple[Change, str]] = {
     ),
     "node label without a prefix": (node("media-01", homelab_ai_node_labels={"fast": "true"}), "media-01: homelab_ai_node_labels.fast"),
     "checkpoint folder that climbs": (shared(stable_diffusion_checkpoint_dir="../../etc"), "stable_diffusion_checkpoint_dir"),
+    # Stable Diffusion: what the proxy's configuration and the image's start script read as given
+    "web UI user name with a colon": (shared(stable_diffusion_username="admin:x"), "stable_diffusion_username"),
+    "web UI password with a colon": (shared(stable_diffusion_password="abc:defgh"), "stable_diffusion_password"),
+    "API key with a quote and a dollar": (shared(stable_diffusion_api_key='k"; return 200; #' + "x" * 32), "stable_diffusion_api_key"),
+    "API key too short to guess": (shared(stable_diffusion_api_key="short"), "stable_diffusion_api_key"),
+    "ComfyUI argument with a space": (shared(stable_diffusion_args=["--preview-method auto"]), "stable_diffusion_args[0]"),
+    "ComfyUI argument with a glob": (shared(stable_diffusion_args=["--output-directory=/out/*"]), "stable_diffusion_args[0]"),
+    "ComfyUI listening beside the proxy": (shared(stable_diffusion_args=["--lowvram", "--listen"]), "stable_diffusion_args[1]"),
+    "ComfyUI on another port": (shared(stable_diffusion_args=["--port=9000"]), "stable_diffusion_args[0]"),
+    "checkpoint that is no model file": (shared(stable_diffusion_model="sd_xl_base_1.0.txt"), "stable_diffusion_model"),
+    "checkpoint that the pull Jobs do not place": (shared(stable_diffusion_model="dreamshaper.safetensors"), "stable_diffusion_model"),
+    "checkpoint source from Ollama": (
+        shared(stable_diffusion_checkpoints=[{"source": "ollama://llama3.2:3b"}], stable_diffusion_model="llama3.2-3b.safetensors"),
+        "stable_diffusion_checkpoints[0].source",
+    ),
+    "checkpoint source with credentials": (
+        shared(stable_diffusion_checkpoints=[{"source": "https://u:p@models.example/sd.safetensors"}], stable_diffusion_model="sd.safetensors"),
+        "stable_diffusion_checkpoints[0].source",
+    ),
+    "checkpoint sha256 that is no digest": (
+        shared(stable_diffusion_checkpoints=[{"source": "hf://org/repo/sd.safetensors", "sha256": "abc"}], stable_diffusion_model="sd.safetensors"),
+        "stable_diffusion_checkpoints[0].sha256",
+    ),
+    "checkpoint file name with a line break": (
+        shared(stable_diffusion_checkpoints=[{"source": "hf://org/repo/sd.safetensors", "filename": "sd\nx.safetensors"}]),
+        "stable_diffusion_checkpoints[0].filename",
+    ),
+    "checkpoint with an unknown key": (
+        shared(stable_diffusion_checkpoints=[{"source": "hf://org/repo/sd.safetensors", "sha": "x"}]),
+        "stable_diffusion_checkpoints[0]",
+    ),
+    "image size that is no multiple of 8": (shared(open_webui_image_resolution="1000x1001"), "open_webui_image_resolution"),
+    "image steps of 10^6": (shared(open_webui_image_steps=1000000), "open_webui_image_steps"),
     "render dir across two lines": (shared(homelab_ai_render_dir="build\nother"), "homelab_ai_render_dir"),
     "node group with a space": (shared(homelab_ai_node_group="gpu nodes"), "homelab_ai_node_group"),
     "flux path that climbs": (shared(homelab_ai_flux_path="../outside"), "homelab_ai_flux_path"),
@@ -195,7 +228,8 @@ def _string_options():
 
 # string variables whose values are free text by design: they reach the manifests as data, which
 # tests/integration/test_bad_inputs.py::test_a_newline_and_a_key_in_free_text_stays_one_scalar renders and checks
-FREE_TEXT = {"stable_diffusion_args"}
+# (the maps and lists of free text: environment values, annotations, Helm values); none of the plain strings is
+FREE_TEXT: set = set()
 
 
 @pytest.mark.parametrize("name", list(_string_options()))
