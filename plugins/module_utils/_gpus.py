@@ -213,15 +213,17 @@ def gpus_from_facts(host: str, facts: Mapping[str, Any], problems: List[Problem]
     return entries
 
 
-def compare_gpus(host: str, declared: Sequence[Mapping[str, Any]], facts: Mapping[str, Any]) -> Tuple[List[Problem], List[str]]:
+def compare_gpus(host: str, declared: Sequence[Mapping[str, Any]], facts: Mapping[str, Any]) -> Tuple[List[Problem], List[str], Dict[str, int]]:
     """Declared (``homelab_ai_gpus``) against detected (``gpu_facts``) GPUs of one node, per vendor.
 
-    Problems where the plan would count on what is not there (fewer GPUs, or less memory, than declared);
-    warnings where it is merely conservative (a GPU found but not declared, less memory declared than found)
-    or the APU flag differs.
+    Problems where the plan would count on GPUs that are not there; where a GPU has less memory than declared, the
+    node's figure wins (the third value: vendor -> memory per GPU) and a warning says so. Warnings also where the
+    declaration is merely conservative (a GPU found but not declared, less memory declared than found: a budget the
+    plan keeps) or the APU flag differs.
     """
     problems: List[Problem] = []
     warnings: List[str] = []
+    corrected: Dict[str, int] = {}
     detected = list(facts.get("gpus") or [])
     vendors = sorted({g["vendor"] for g in declared} | {g["vendor"] for g in detected})
     where = f"{host}: homelab_ai_gpus"
@@ -249,12 +251,10 @@ def compare_gpus(host: str, declared: Sequence[Mapping[str, Any]], facts: Mappin
         if have_memory:
             found = max(have_memory)
             if want_memory > found * (1 + MEMORY_TOLERANCE):
-                problems.append(
-                    Problem(
-                        f"{where} ({vendor}).memory",
-                        f"declares {format_bytes(want_memory)} per GPU, but the node reports {format_bytes(found)}",
-                        f"set memory to at most {to_quantity(found)} (the VRAM plan would otherwise allow more than the GPU holds)",
-                    )
+                corrected[vendor] = found
+                warnings.append(
+                    f"{where} ({vendor}).memory: declares {format_bytes(want_memory)} per GPU, but the node reports {format_bytes(found)}; "
+                    f"the VRAM plan uses what the node reports (set memory: {to_quantity(found)} to say so)"
                 )
             elif want_memory < found * (1 - 0.1):
                 warnings.append(
@@ -265,4 +265,4 @@ def compare_gpus(host: str, declared: Sequence[Mapping[str, Any]], facts: Mappin
         have_apu = any(g.get("apu") for g in have)
         if want_apu != have_apu:
             warnings.append(f"{where} ({vendor}): apu is declared {str(want_apu).lower()} but detected {str(have_apu).lower()}")
-    return problems, warnings
+    return problems, warnings, corrected

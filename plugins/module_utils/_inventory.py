@@ -97,6 +97,7 @@ MODEL_KEYS = (
     "context",
     "node",
     "gpu_layers",
+    "layers",
     "parallel",
     "scale_to_zero",
     "size",
@@ -165,6 +166,7 @@ class Model:
     node: Optional[str]  # Kubernetes node name
     gpu_vendor: Optional[str]
     gpu_layers: int
+    layers: Optional[int]  # the model's block count, for a VRAM plan without its GGUF header
     parallel: int
     scale_to_zero: bool
     size: Optional[int]
@@ -494,9 +496,11 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem], warnings
     device_gids: List[int] = []
     if facts is not None:
         if source == "declared":
-            found, notes = compare_gpus(host, [asdict(g) for g in gpus], facts)
+            found, notes, corrected = compare_gpus(host, [asdict(g) for g in gpus], facts)
             problems.extend(found)
             warnings.extend(notes)
+            for gpu in gpus:  # the plan must not count on memory the GPU does not have
+                gpu.memory = min(gpu.memory, corrected.get(gpu.vendor, gpu.memory))
         device_gids = [int(gid) for gid in facts.get("device_gids") or [] if isinstance(gid, int)]
     return Node(host=host, name=name, gpus=gpus, labels=labels, device_gids=device_gids)
 
@@ -653,6 +657,7 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
         node=node_name,
         gpu_vendor=gpu_vendor,
         gpu_layers=gpu_layers,
+        layers=_int(f"{where}.layers", raw.get("layers"), problems, minimum=1, default=0, maximum=MAX_GPU_LAYERS - 1) or None,
         parallel=_int(f"{where}.parallel", raw.get("parallel"), problems, minimum=1, default=1, maximum=MAX_PARALLEL),
         scale_to_zero=_bool(f"{where}.scale_to_zero", raw.get("scale_to_zero"), problems, False),
         size=_quantity(f"{where}.size", raw.get("size"), problems),

@@ -70,6 +70,7 @@ _FALLBACK_FIXED = 512 * MIB
 # An Ollama model known only by the parameter count in its tag (llama3.2:3b): Ollama's default Q4_K_M is ~4.85 bits per weight.
 _OLLAMA_BYTES_PER_PARAM = 0.61
 _OLLAMA_CONTEXT = 4096  # what Ollama loads a model with unless told otherwise
+MAX_LAYERS = 999  # gpu_layers' "all"
 # What a GPU process holds beyond llama.cpp's own buffers (CUDA context and cuBLAS workspace; ROCm/Vulkan/SYCL runtime).
 # An allowance from the vendors' documentation and common reports, not measured here (no GPU on the build machine).
 RUNTIME_OVERHEAD = {"nvidia": 384 * MIB, "amd": 256 * MIB, "intel": 256 * MIB}
@@ -292,6 +293,7 @@ class GpuWorkload:
     models: List[str] = field(default_factory=list)
     max_loaded: int = 1
     flash_attention: bool = True  # Ollama's OLLAMA_FLASH_ATTENTION
+    scale_to_zero: bool = False  # holds its GPU slot only while in use (KubeElasti)
 
 
 def normalize_workloads(components: Sequence[Mapping[str, Any]]) -> Tuple[List[GpuWorkload], List[Problem]]:
@@ -306,7 +308,9 @@ def normalize_workloads(components: Sequence[Mapping[str, Any]]) -> Tuple[List[G
                 continue
             unknown = sorted(set(raw) - {f.name for f in GpuWorkload.__dataclass_fields__.values()} - {"component"})
             if unknown:
-                problems.append(Problem(where, f"has unknown keys {unknown}", "use name, kind, node, gpu, vram, model, models, max_loaded, flash_attention"))
+                problems.append(
+                    Problem(where, f"has unknown keys {unknown}", "use name, kind, node, gpu, vram, model, models, max_loaded, flash_attention, scale_to_zero")
+                )
             missing = [key for key in ("name", "kind", "node", "gpu") if not raw.get(key)]
             if missing:
                 problems.append(
@@ -340,6 +344,7 @@ def normalize_workloads(components: Sequence[Mapping[str, Any]]) -> Tuple[List[G
                     models=[str(m) for m in models],
                     max_loaded=int(raw.get("max_loaded") or 1),
                     flash_attention=bool(raw.get("flash_attention", True)),
+                    scale_to_zero=bool(raw.get("scale_to_zero", False)),
                 )
             )
     return workloads, problems
@@ -359,6 +364,9 @@ class PlanEntry:
     basis: str  # how the size was found
     detail: Dict[str, int] = field(default_factory=dict)  # weights, kv_cache, compute where estimated
     notes: List[str] = field(default_factory=list)
+    scale_to_zero: bool = False
+    at_once: bool = True  # False: it takes turns with others for the GPU's slots, so it is not counted with them
+    sized_by: str = ""  # header | catalog-size | tag | budget: which fixes change the estimate
 
 
 @dataclass
@@ -378,8 +386,14 @@ class PlanRow:
         return self.memory * self.count
 
     @property
+    def slots(self) -> int:
+        """Pods that can hold the GPU at once: one per device, or per time-slice."""
+        return self.count * max(1, self.replicas)
+
+    @property
     def used(self) -> int:
-        return sum(entry.bytes for entry in self.entries)
+        """What the workloads that can run at once use (those that take turns for a slot count once, the largest)."""
+        return sum(entry.bytes for entry in self.entries if entry.at_once)
 
     @property
     def overcommitted(self) -> bool:
@@ -423,7 +437,8 @@ class VramPlan:
                 f"{format_bytes(row.used)} of {format_bytes(row.capacity)} ({_percent(row.used, row.capacity)}) {status}"
             )
             for entry in row.entries:
-                lines.append(f"    {entry.workload:<28} {format_bytes(entry.bytes):>10}  {entry.basis}")
+                turns = "" if entry.at_once else " (takes turns for a slot: not counted)"
+                lines.append(f"    {entry.workload:<28} {format_bytes(entry.bytes):>10}  {entry.basis}{turns}")
             if not row.entries:
                 lines.append("    (nothing placed on it)")
         return "\n".join(lines)
@@ -451,7 +466,7 @@ class VramPlan:
         for row in self.rows:
             for entry in row.entries:
                 detail = [format_bytes(entry.detail[key]) if key in entry.detail else "" for key in ("weights", "kv_cache", "compute", "runtime")]
-                basis = "; ".join([entry.basis, *entry.notes])
+                basis = "; ".join([entry.basis, *entry.notes, *([] if entry.at_once else ["takes turns for a slot: not counted"])])
                 out.append(f"| {row.gpu} | {entry.workload} | {entry.component} | {format_bytes(entry.bytes)} | {' | '.join(detail)} | {basis} |")
         for title, items in (("Problems", [str(p) for p in self.problems]), ("Warnings", self.warnings), ("Notes", self.notes)):
             if items:
@@ -511,7 +526,11 @@ def make_vram_plan(
             continue
         entry = sizer.size(workload, row.vendor)
         if entry is not None:
+            entry.scale_to_zero = workload.scale_to_zero
             row.entries.append(entry)
+
+    for row in rows.values():
+        problems.extend(_slot_problems(row, warnings))
 
     for row in rows.values():
         over: List[str] = []
@@ -523,22 +542,58 @@ def make_vram_plan(
             over.append(f"{parts} = {format_bytes(row.used)}, {format_bytes(row.used - row.capacity)} more than its {format_bytes(row.capacity)}")
         for text in over:
             where = f"VRAM of {row.gpu} ({row.model} on {row.node})"
-            fix = (
-                "move a workload to another GPU (catalog node, ollama_node, stable_diffusion_node), shrink it (a smaller quantization, "
-                "a shorter context, --cache-type-k/v q8_0 in args, fewer gpu_layers), set a smaller budget (vram, ollama_vram, "
-                "stable_diffusion_vram) if it really needs less, or set homelab_ai_vram_overcommit: true if they never run at full load together"
-            )
+            fix = _overcommit_fix(row.entries)
             if allowed:
                 warnings.append(f"{where}: {text} (allowed by homelab_ai_vram_overcommit)")
             else:
                 problems.append(Problem(where, text, fix))
-        slots = row.count * max(1, row.replicas)
-        if len(row.entries) > slots:
-            warnings.append(
-                f"{row.gpu}: {len(row.entries)} workloads but {slots} GPU slot(s) ({'exclusive' if row.replicas <= 1 else f'{row.replicas} time-slices'}): "
-                "the ones beyond that stay Pending until another scales down"
-            )
     return VramPlan(rows=list(rows.values()), problems=problems, warnings=warnings, notes=notes, overcommit_allowed=allowed)
+
+
+def _overcommit_fix(entries: Sequence[PlanEntry]) -> str:
+    """What would make the plan fit: only the changes that move the estimate of how these entries were sized."""
+    sized = {entry.sized_by for entry in entries}
+    fixes = ["move a workload to another GPU (catalog node, ollama_node, stable_diffusion_node)"]
+    if sized & {"header", "ollama"}:
+        fixes.append("shrink a model (a smaller quantization, a shorter context, --cache-type-k/v q8_0 in args, fewer gpu_layers)")
+    if "catalog-size" in sized or "tag" in sized:
+        fixes.append(
+            "for a model sized without its GGUF header, a smaller file (size:), or fewer gpu_layers with the model's layers: in the catalog, "
+            "or let the run read the headers (deliver_vram_fetch: true where the models' hosts can be reached)"
+        )
+    fixes.append("set a smaller budget (vram, ollama_vram, stable_diffusion_vram) if it really needs less")
+    fixes.append("or set homelab_ai_vram_overcommit: true if they never run at full load together")
+    return ", ".join(fixes)
+
+
+def _slot_problems(row: PlanRow, warnings: List[str]) -> List[Problem]:
+    """A GPU's slots: workloads that always run must each have one; those that scale to zero take turns for the rest.
+
+    Marks the ones that take turns (all but the largest that fit the free slots) as not counted at once.
+    """
+    sharing = "exclusive" if row.replicas <= 1 else f"{row.replicas} time-slices"
+    always = [entry for entry in row.entries if not entry.scale_to_zero]
+    turns = sorted((entry for entry in row.entries if entry.scale_to_zero), key=lambda entry: -entry.bytes)
+    free = max(0, row.slots - len(always))
+    for entry in turns[free:]:
+        entry.at_once = False
+    if len(always) > row.slots:
+        return [
+            Problem(
+                f"GPU slots of {row.gpu} ({row.model} on {row.node})",
+                f"{len(always)} workloads always run there ({', '.join(e.workload for e in always)}), but it has {row.slots} slot(s) ({sharing}): "
+                f"{len(always) - row.slots} would stay Pending for good",
+                "let a model scale to zero (scale_to_zero: true in the catalog), share the GPU (homelab_ai_gpu_sharing with replicas), "
+                "or move a workload to another node (catalog node, ollama_node, stable_diffusion_node)",
+            )
+        ]
+    waiting = [entry.workload for entry in turns[free:]]
+    if waiting:
+        warnings.append(
+            f"{row.gpu}: {len(row.entries)} workloads for {row.slots} slot(s) ({sharing}): {', '.join(waiting)} start only when a slot is free "
+            "(the models that scale to zero take turns), so the plan counts the largest of them that fit at once"
+        )
+    return []
 
 
 class _Sizer:
@@ -554,7 +609,7 @@ class _Sizer:
     def size(self, workload: GpuWorkload, vendor: str) -> Optional[PlanEntry]:
         entry = PlanEntry(workload=workload.name, component=workload.component, kind=workload.kind, bytes=0, basis="")
         if workload.vram is not None:
-            entry.bytes, entry.basis = workload.vram, "declared budget"
+            entry.bytes, entry.basis, entry.sized_by = workload.vram, "declared budget", "budget"
             return entry
         sized: Optional[PlanEntry] = None
         if workload.kind == "llamacpp" and workload.model:
@@ -568,7 +623,7 @@ class _Sizer:
         else:
             sized = None
             self._no_budget(workload)
-        if sized is not None and sized.basis != "catalog vram":
+        if sized is not None and sized.sized_by != "budget":
             # once per server process, whatever it loads
             sized.detail["runtime"] = RUNTIME_OVERHEAD.get(vendor, 0)
             sized.bytes += sized.detail["runtime"]
@@ -605,7 +660,7 @@ class _Sizer:
         sized = self._estimate(index, model, settings)
         if sized is None:
             return None
-        entry.bytes, entry.basis, entry.detail, entry.notes = sized
+        entry.bytes, entry.basis, entry.detail, entry.notes, entry.sized_by = sized
         return entry
 
     def _ollama(self, workload: GpuWorkload, entry: PlanEntry) -> Optional[PlanEntry]:
@@ -622,6 +677,7 @@ class _Sizer:
                 sizes.append((sized[0], f"{name} ({format_bytes(sized[0])}, {sized[1]})"))
         if not sizes:
             return None
+        entry.sized_by = "ollama"
         largest = sorted(sizes, reverse=True)[: max(1, workload.max_loaded)]
         entry.bytes = sum(size for size, _ in largest)
         loaded = f"{workload.max_loaded} loaded at once" if workload.max_loaded > 1 else "one loaded at a time"
@@ -630,10 +686,10 @@ class _Sizer:
 
     def _estimate(
         self, index: int, model: Mapping[str, Any], settings: LlamaSettings, ollama: bool = False
-    ) -> Optional[Tuple[int, str, Dict[str, int], List[str]]]:
+    ) -> Optional[Tuple[int, str, Dict[str, int], List[str], str]]:
         where = f"homelab_ai_models[{index}] ({model['name']})"
         if model.get("vram"):
-            return int(model["vram"]), "catalog vram", {}, []
+            return int(model["vram"]), "catalog vram", {}, [], "budget"
         reason = "no header lookup (offline plan)"
         source = str(model.get("source") or "")
         if self.header is not None and source:
@@ -649,12 +705,20 @@ class _Sizer:
                 else:
                     detail = {"weights": estimate.weights, "kv_cache": estimate.kv_cache, "compute": estimate.compute}
                     basis = f"GGUF header, context {estimate.n_ctx}, KV {settings.type_k}/{settings.type_v}"
-                    return estimate.total, basis, detail, estimate.notes
+                    return estimate.total, basis, detail, estimate.notes, "header"
         if model.get("size"):
             size = int(model["size"])
-            rough = size + int(size * _FALLBACK_SHARE) + _FALLBACK_FIXED
+            weights, layer_note = size, []
+            if settings.n_gpu_layers < (model.get("layers") or MAX_LAYERS):
+                if model.get("layers"):
+                    # the layers hold nearly all of the file: the share of them on the GPU, of the weights and the cache
+                    weights = size * settings.n_gpu_layers // int(model["layers"])
+                    layer_note = [f"{settings.n_gpu_layers} of {model['layers']} layers on the GPU"]
+                else:
+                    layer_note = [f"all layers counted: gpu_layers {settings.n_gpu_layers} needs the model's layers: (its block count) without a header"]
+            rough = weights + int(weights * _FALLBACK_SHARE) + _FALLBACK_FIXED
             self.notes.append(f"{where}: no GGUF header ({reason}); sized from the catalog size + 10 % + 512 MiB")
-            return rough, "catalog size + allowance (no header)", {}, []
+            return rough, "catalog size + allowance (no header)", {}, layer_note, "catalog-size"
         params = _tag_parameters(source) if ollama else None
         if params:
             weights = int(params * _OLLAMA_BYTES_PER_PARAM)
@@ -662,7 +726,7 @@ class _Sizer:
             self.notes.append(
                 f"{where}: no GGUF header ({reason}); sized from the {params / 1e9:g}B parameters of its tag at ~4.85 bits per weight (Q4_K_M) + 10 % + 512 MiB"
             )
-            return rough, f"{params / 1e9:g}B parameters of the tag (no header)", {}, []
+            return rough, f"{params / 1e9:g}B parameters of the tag (no header)", {}, [], "tag"
         self.problems.append(
             Problem(
                 where,

@@ -163,30 +163,41 @@ def facts(*gpus, device_gids=(44, 110)):
 
 def test_compare_agreeing() -> None:
     declared = [{"vendor": "nvidia", "model": "RTX 4000 SFF", "memory": 20 * GIB, "count": 1, "apu": False}]
-    problems, warnings = compare_gpus(
+    problems, warnings, corrected = compare_gpus(
         "n", declared, facts({"vendor": "nvidia", "model": "NVIDIA RTX 4000 SFF Ada Generation", "memory": 20475 * 2**20, "count": 1, "apu": False})
     )
-    assert problems == [] and warnings == []  # 20 GiB declared, 20475 MiB reported: within tolerance
+    assert problems == [] and warnings == [] and corrected == {}  # 20 GiB declared, 20475 MiB reported: within tolerance
 
 
 def test_compare_missing_gpu_is_a_problem() -> None:
     declared = [{"vendor": "nvidia", "model": "x", "memory": 24 * GIB, "count": 2, "apu": False}]
-    problems, _ = compare_gpus("n", declared, facts({"vendor": "nvidia", "model": "RTX", "memory": 24 * GIB, "count": 1, "apu": False}))
+    problems, _, _ = compare_gpus("n", declared, facts({"vendor": "nvidia", "model": "RTX", "memory": 24 * GIB, "count": 1, "apu": False}))
     [problem] = problems
     assert problem.where == "n: homelab_ai_gpus"
     assert "declares 2 nvidia GPU(s), but the node has 1 (1x RTX)" in problem.message
 
 
-def test_compare_more_memory_declared_than_found() -> None:
-    declared = [{"vendor": "amd", "model": "R9700", "memory": 48 * GIB, "count": 1, "apu": False}]
-    problems, _ = compare_gpus("n", declared, facts({"vendor": "amd", "model": "R9700", "memory": 32 * GIB, "count": 1, "apu": False}))
-    [problem] = problems
-    assert "48.0 GiB" in problem.message and "32.0 GiB" in problem.message and "32Gi" in problem.fix
+def test_compare_more_memory_declared_than_found_lets_the_node_win() -> None:
+    # the example's RTX 4000 SFF Ada: 24 GB in the write-up, 20 GB on the card
+    declared = [{"vendor": "nvidia", "model": "RTX 4000 SFF", "memory": 24 * GIB, "count": 1, "apu": False}]
+    reported = {"vendor": "nvidia", "model": "NVIDIA RTX 4000 SFF Ada Generation", "memory": 20475 * 2**20, "count": 1, "apu": False}
+    problems, warnings, corrected = compare_gpus("n", declared, facts(reported))
+    assert problems == [] and corrected == {"nvidia": 20475 * 2**20}
+    [warning] = warnings
+    assert "declares 24.0 GiB per GPU, but the node reports 20.0 GiB; the VRAM plan uses what the node reports" in warning
+
+
+def test_the_inventory_plans_with_the_memory_the_node_reports() -> None:
+    reported = {"vendor": "nvidia", "model": "NVIDIA RTX 4000 SFF Ada Generation", "memory": 20 * GIB, "count": 1, "apu": False}
+    hosts = {"gpu-nvidia-01": {"homelab_ai_gpus": [{"vendor": "nvidia", "model": "RTX 4000 SFF", "memory": "24Gi"}], "homelab_ai_gpu_facts": facts(reported)}}
+    inventory = build_inventory({}, hosts, cwd="/tmp")
+    assert inventory.nodes[0].gpus[0].memory == 20 * GIB
+    assert any("the VRAM plan uses what the node reports" in w for w in inventory.warnings)
 
 
 def test_compare_warnings() -> None:
     declared = [{"vendor": "amd", "model": "Strix", "memory": 64 * GIB, "count": 1, "apu": False}]
-    problems, warnings = compare_gpus(
+    problems, warnings, _ = compare_gpus(
         "n",
         declared,
         facts(

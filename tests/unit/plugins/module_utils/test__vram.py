@@ -166,7 +166,15 @@ def components_of(inventory: Dict[str, Any], *, ollama_vram=None, sd_vram=12 * G
         if model["backend"] == "llamacpp":
             gpu = node_gpu(inventory, model["node"])
             llamacpp.append(
-                {"name": model["name"], "kind": "llamacpp", "node": gpu["node"], "gpu": gpu["gpu_id"], "model": model["name"], "vram": model["vram"]}
+                {
+                    "name": model["name"],
+                    "kind": "llamacpp",
+                    "node": gpu["node"],
+                    "gpu": gpu["gpu_id"],
+                    "model": model["name"],
+                    "vram": model["vram"],
+                    "scale_to_zero": model["scale_to_zero"],
+                }
             )
     nvidia = node_gpu(inventory, "gpu-nvidia-01")
     ollama_models = [m["name"] for m in inventory["models"] if m["backend"] == "ollama"]
@@ -322,12 +330,36 @@ def test_ollama_without_catalog_models_plans_nothing() -> None:
     assert [e.bytes for row in plan.rows for e in row.entries if e.workload == "ollama"] == [4 * GIB]
 
 
-def test_more_workloads_than_exclusive_gpus_warns() -> None:
+def test_an_exclusive_gpu_runs_one_workload_that_never_scales_to_zero() -> None:
     inv = example_inventory()
-    strix = node_gpu(inv, "strix-01")
-    extra = {"name": "extra", "gpu_workloads": [{"name": "other", "kind": "other", "node": strix["node"], "gpu": strix["gpu_id"], "vram": GIB}]}
+    amd = node_gpu(inv, "gpu-amd-01")  # qwen-embed is there, always on
+    extra = {"name": "extra", "gpu_workloads": [{"name": "other", "kind": "other", "node": amd["node"], "gpu": amd["gpu_id"], "vram": GIB}]}
     plan = make_vram_plan(inv, [*components_of(inv), extra], header=offline)
-    assert any("strix-01/gpu0: 2 workloads but 1 GPU slot(s) (exclusive)" in w for w in plan.warnings)
+    [problem] = plan.problems
+    assert problem.where == "GPU slots of gpu-amd-01/gpu0 (Radeon AI PRO R9700 on gpu-amd-01)"
+    assert problem.message == "2 workloads always run there (qwen-embed, other), but it has 1 slot(s) (exclusive): 1 would stay Pending for good"
+    assert "scale_to_zero: true" in problem.fix and "homelab_ai_gpu_sharing" in problem.fix
+    # the VRAM fits, and the table said "ok" before: it is the slot, not the memory
+    assert not plan.rows[1].overcommitted
+
+
+def test_models_that_scale_to_zero_take_turns_for_a_slot_and_count_once() -> None:
+    inv = example_inventory()
+    strix = node_gpu(inv, "strix-01")  # qwen3-30b-a3b scales to zero there
+    turns = {
+        "name": "extra",
+        "gpu_workloads": [
+            {"name": f"other-{n}", "kind": "other", "node": strix["node"], "gpu": strix["gpu_id"], "vram": n * 40 * GIB, "scale_to_zero": True} for n in (1, 2)
+        ],
+    }
+    plan = make_vram_plan(inv, [*components_of(inv), turns], header=offline)
+    assert plan.ok, plan.problems
+    row = next(r for r in plan.rows if r.gpu == "strix-01/gpu0")
+    # 20.5 + 40 + 80 GiB would not fit 96 GiB, but only one of them holds the GPU at a time: the largest counts
+    assert [(e.workload, e.at_once) for e in row.entries] == [("qwen3-30b-a3b", False), ("other-1", False), ("other-2", True)]
+    assert row.used == 80 * GIB and not row.overcommitted
+    assert any("strix-01/gpu0: 3 workloads for 1 slot(s) (exclusive): other-1, qwen3-30b-a3b start only when a slot is free" in w for w in plan.warnings)
+    assert "takes turns for a slot: not counted" in plan.table() and "takes turns for a slot: not counted" in plan.markdown()
 
 
 def test_unknown_gpu_and_model_are_problems() -> None:
@@ -371,3 +403,36 @@ def test_bad_server_arguments_are_problems() -> None:
     [problem] = plan.problems
     assert problem.where == "homelab_ai_models[0] (qwen-embed).args"
     assert problem.message.startswith("--cache-type-v 'q3_k' is not a KV cache type of llama.cpp")
+
+
+def test_offline_the_catalog_size_counts_the_layers_on_the_gpu_where_the_catalog_gives_them() -> None:
+    def plan_for(**entry: Any):
+        inv = example_inventory()
+        model = next(m for m in inv["models"] if m["name"] == "llama-3.3-70b")
+        model.update(entry)
+        return make_vram_plan(inv, components_of(inv), header=offline)
+
+    def strix(plan):
+        return next(row for row in plan.rows if row.gpu == "strix-02/gpu0").entries[0]
+
+    everything = strix(plan_for())
+    half = strix(plan_for(gpu_layers=40, layers=80))
+    unknown = strix(plan_for(gpu_layers=40))
+    size = 40 * GIB  # the catalog's size of the file
+    assert everything.bytes == size + int(size * 0.1) + 512 * MIB + RUNTIME_OVERHEAD["amd"]
+    assert half.bytes == size // 2 + int(size // 2 * 0.1) + 512 * MIB + RUNTIME_OVERHEAD["amd"]
+    assert half.notes == ["40 of 80 layers on the GPU"]
+    assert unknown.bytes == everything.bytes and "needs the model's layers:" in unknown.notes[0]
+
+
+def test_the_fix_for_an_over_commitment_offers_what_changes_the_estimate() -> None:
+    inv = example_inventory()
+    model = next(m for m in inv["models"] if m["name"] == "llama-3.3-70b")
+    model["size"] = 100 * GIB  # sized offline from the catalog: a shorter context or the cache type change nothing
+    problem = make_vram_plan(inv, components_of(inv), header=offline).problems[0]
+    assert problem.where.startswith("VRAM of strix-02/gpu0")
+    assert "shorter context" not in problem.fix and "--cache-type" not in problem.fix
+    assert "fewer gpu_layers with the model's layers: in the catalog" in problem.fix and "deliver_vram_fetch: true" in problem.fix
+    budgets = make_vram_plan(inv, components_of(inv, ollama_vram=16 * GIB), header=offline).problems
+    nvidia = next(p for p in budgets if p.where.startswith("VRAM of gpu-nvidia-01"))
+    assert "gpu_layers" not in nvidia.fix and "ollama_vram" in nvidia.fix  # two declared budgets
