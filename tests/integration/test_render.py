@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -232,3 +233,13 @@ def test_a_regenerated_secret_is_announced_and_restarts_only_its_readers(rendere
     before, after = checksums(tree), checksums(out / "homelab")
     assert before.keys() == after.keys() and {"StatefulSet qdrant", "Deployment open-webui", "Deployment litellm"} <= before.keys()
     assert sorted(name for name in before if before[name] != after[name]) == ["Deployment open-webui", "StatefulSet qdrant"]
+
+
+def test_open_webui_offers_the_chat_models_litellm_routes(rendered):
+    tree, _ = rendered
+    objects = {(obj["kind"], obj["metadata"]["name"]): obj for _, obj in load_objects(tree)}
+    env = {e["name"]: e.get("value") for e in objects[("Deployment", "open-webui")]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    routed = [m["model_name"] for m in yaml.safe_load(objects[("ConfigMap", "litellm-config")]["data"]["config.yaml"])["model_list"]]
+    # every model LiteLLM routes but the embedding model, in its order; no arena model, no update check
+    assert json.loads(env["OPENAI_API_CONFIGS"]) == {"0": {"enable": True, "model_ids": [m for m in routed if m != "qwen-embed"]}}
+    assert (env["ENABLE_EVALUATION_ARENA_MODELS"], env["ENABLE_VERSION_UPDATE_CHECK"]) == ("False", "False")

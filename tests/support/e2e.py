@@ -6,10 +6,12 @@
 homelab with a catalog of those models, runs each llama.cpp pull Job's container (the collection's own download
 code) and the server's init container, starts ``llama-server`` with each rendered Deployment's arguments and
 LiteLLM with the rendered config and master key (``local_pods`` maps paths, host, ports and cluster DNS names to
-this machine). The end-to-end test and the gateway benchmark both use it.
+this machine). The end-to-end test and the gateway benchmark both use it. ``start_open_webui`` adds what a person
+uses: Open WebUI as rendered, in front of that LiteLLM, with the Qdrant stand-in (``qdrant.py``) as its vector store.
 
-The llama.cpp images and the local ``llama-server`` must be the same llama.cpp release, and the LiteLLM image and
-the local proxy the same LiteLLM release: ``images()`` refuses to run a stand-in of another release.
+The llama.cpp images and the local ``llama-server`` must be the same llama.cpp release, the LiteLLM image and the
+local proxy the same LiteLLM release, and the Open WebUI image and the local Open WebUI the same release:
+``images()`` refuses to run a stand-in of another release.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -28,15 +31,18 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+from . import qdrant
 from .example import EXAMPLE, ROOT
 from .gguf_models import Shape, write_model
 from .local_pods import Cluster, Mapped, Program, Started, python_program
 from .model_server import ModelServer
 from .playbook import run_site
+from .servers import EgressRecorder
 from .tree_checks import container_port, decrypt_secrets, load_objects
 
 LLAMA_SERVER = Path(os.environ.get("LLAMA_SERVER_BIN") or ROOT / ".cache" / "llama-server" / "llama-server")
 LITELLM = Path(os.environ.get("LITELLM_BIN") or ROOT / ".cache" / "venv-litellm" / "bin" / "litellm")
+OPEN_WEBUI = Path(os.environ.get("OPEN_WEBUI_BIN") or ROOT / ".cache" / "venv-open-webui" / "bin" / "open-webui")
 # where llama-server cannot be built: llama-cpp-python's own server (its [server] extra), in the VRAM benchmark's venv
 LLAMA_CPP_PYTHON = Path(os.environ.get("LLAMA_CPP_PYTHON") or ROOT / ".cache" / "venv-bench" / "bin" / "python")
 # the llama.cpp release each llama-cpp-python version vendors (its changelog names the commit)
@@ -50,6 +56,36 @@ CHATML = (
 EOS = 2  # gguf_models' end-of-sequence token: requests bias it away to get exactly max_tokens
 # KubeElasti scales down only once Prometheus was up for a whole cooldown: short, so the test can see it (default 900)
 SCALE_TO_ZERO_COOLDOWN = 8
+# the tiny models' tokenizer spends a token per byte (a space, "\u2581", is three): Open WebUI's 1000-character
+# chunks would be some 1350 tokens, over what llama-server embeds in one batch (512); a real tokenizer makes them
+# about 250. The inventory's own knob (open_webui_env) sets chunks that fit, as a user would for a small model.
+OPEN_WEBUI_ENV = {"CHUNK_SIZE": "250", "CHUNK_OVERLAP": "25"}
+# nothing may leave this machine: whatever tries goes through a "proxy" on a closed port of loopback
+NO_EGRESS = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost"}
+# what the Open WebUI image sets itself (its Dockerfile's ENV; WORKDIR /app/backend): the Deployment's env wins
+OPEN_WEBUI_IMAGE_ENV = {
+    "ENV": "prod",
+    "PORT": "8080",
+    "DOCKER": "true",
+    "HOME": "/root",
+    "USE_OLLAMA_DOCKER": "false",
+    "USE_CUDA_DOCKER": "false",
+    "OLLAMA_BASE_URL": "/ollama",
+    "OPENAI_API_BASE_URL": "",
+    "OPENAI_API_KEY": "",
+    "WEBUI_SECRET_KEY": "",
+    "SCARF_NO_ANALYTICS": "true",
+    "DO_NOT_TRACK": "true",
+    "ANONYMIZED_TELEMETRY": "false",
+    "WHISPER_MODEL": "base",
+    "WHISPER_MODEL_DIR": "/app/backend/data/cache/whisper/models",
+    "RAG_EMBEDDING_MODEL": "sentence-transformers/all-MiniLM-L6-v2",
+    "RAG_RERANKING_MODEL": "",
+    "SENTENCE_TRANSFORMERS_HOME": "/app/backend/data/cache/embedding/models",
+    "TIKTOKEN_ENCODING_NAME": "cl100k_base",
+    "TIKTOKEN_CACHE_DIR": "/app/backend/data/cache/tiktoken",
+    "HF_HOME": "/app/backend/data/cache/embedding/models",
+}
 
 
 @dataclass(frozen=True)
@@ -64,10 +100,12 @@ class TinyModel:
     pin_sha256: bool = False  # give the digest in the catalog as well as trusting the Hub's
 
 
+# 8192 tokens a slot: room for Open WebUI's RAG prompt (its template and the retrieved chunks, some 3500 tokens at
+# about a token a byte)
 CHAT = TinyModel(
     "tiny-chat",
-    Shape("tiny-chat", n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128, n_vocab=512, weights="q8_0", ctx_train=4096, chat_template=CHATML),
-    {"context": 2048, "parallel": 2, "node": "strix-01", "scale_to_zero": True, "args": ["--flash-attn", "on"]},
+    Shape("tiny-chat", n_layer=2, n_embd=64, n_head=4, n_head_kv=2, n_ff=128, n_vocab=512, weights="q8_0", ctx_train=8192, chat_template=CHATML),
+    {"context": 8192, "parallel": 2, "node": "strix-01", "scale_to_zero": True, "args": ["--flash-attn", "on"]},
     "homelab-e2e/tiny-chat-GGUF",
     "tiny-chat-Q8_0.gguf",
 )
@@ -90,12 +128,21 @@ def binary_release(llama_server: Path) -> str:
     return f"b{match.group(1) or match.group(2)}"
 
 
-def litellm_release(litellm: Path) -> str:
-    venv = litellm.resolve().parent.parent
-    found = sorted(venv.glob("lib/python*/site-packages/litellm-*.dist-info"))
+def package_release(program: Path, package: str) -> str:
+    """The version of ``package`` in the venv whose bin/ holds ``program``."""
+    venv = program.resolve().parent.parent
+    found = sorted(venv.glob(f"lib/python*/site-packages/{package.replace('-', '_')}-*.dist-info"))
     if not found:
-        raise RuntimeError(f"no litellm package next to {litellm}")
-    return found[0].name[len("litellm-") : -len(".dist-info")]
+        raise RuntimeError(f"no {package} package next to {program}")
+    return found[0].name.removesuffix(".dist-info").split("-")[1]
+
+
+def litellm_release(litellm: Path) -> str:
+    return package_release(litellm, "litellm")
+
+
+def open_webui_release(open_webui: Path = OPEN_WEBUI) -> str:
+    return package_release(open_webui, "open-webui")
 
 
 def fallback_release(python: Path = LLAMA_CPP_PYTHON) -> Optional[str]:
@@ -142,7 +189,7 @@ def llama_cpp_python_args(args: List[str]) -> List[str]:
     return out
 
 
-def images(llama_server: Path = LLAMA_SERVER, litellm: Path = LITELLM, fallback: Path = LLAMA_CPP_PYTHON):
+def images(llama_server: Path = LLAMA_SERVER, litellm: Path = LITELLM, fallback: Path = LLAMA_CPP_PYTHON, open_webui: Path = OPEN_WEBUI):
     """The local program for each image the e2e path runs, checked to be the image's release."""
     server_release = binary_release(llama_server) if llama_server.exists() else fallback_release(fallback)
     if server_release is None:
@@ -168,6 +215,25 @@ def images(llama_server: Path = LLAMA_SERVER, litellm: Path = LITELLM, fallback:
             return Program([str(litellm)], add_host=True)
         if repository == "docker.io/library/python" and command == "python":
             return python_program()
+        if repository == "ghcr.io/open-webui/open-webui":
+            release = tag.removeprefix("v").split("-", 1)[0]  # v0.11.3, v0.11.3-cuda, ...
+            if not open_webui.exists():
+                raise RuntimeError(f"no Open WebUI at {open_webui}: `make integration` installs it (.cache/venv-open-webui)")
+            if release != open_webui_release(open_webui):
+                raise RuntimeError(f"{image} runs Open WebUI {release}, the local one is {open_webui_release(open_webui)}: pin both to one release")
+            # the image's start.sh runs uvicorn on $HOST:$PORT; `open-webui serve` is the same app with flags
+            return Program(
+                [str(open_webui), "serve"], add_host=True, add_port="--port", env=OPEN_WEBUI_IMAGE_ENV, image_paths=("HOME",), workdir="/app/backend"
+            )
+        if repository in ("docker.io/qdrant/qdrant", "qdrant/qdrant"):
+            # no Qdrant server here: the stand-in speaks its REST API as the image's release, from the image's WORKDIR
+            # (its config keeps data in ./storage), port and address from the variables Qdrant reads them from
+            return Program(
+                [sys.executable, qdrant.__file__, "--version", qdrant.release_of(image)[1]],
+                port_env={6333: "QDRANT__SERVICE__HTTP_PORT", 6334: "QDRANT__SERVICE__GRPC_PORT"},
+                host_env="QDRANT__SERVICE__HOST",
+                workdir="/qdrant",
+            )
         raise RuntimeError(f"no local stand-in for image {image} (command {command or 'its entrypoint'})")
 
     return resolve
@@ -213,6 +279,10 @@ class Stack:
     pulled: Dict[str, Path] = field(default_factory=dict)  # model name -> file the pull Job placed
     servers: Dict[str, Started] = field(default_factory=dict)  # model name -> llama-server
     gateway: Optional[Started] = None
+    open_webui: Path = OPEN_WEBUI
+    webui: Optional[Started] = None
+    vector_store: Optional[Started] = None
+    egress: Optional[EgressRecorder] = None  # what Open WebUI tried to reach outside this machine
     master_key: str = ""
     pull_mapped: Dict[str, List[Mapped]] = field(default_factory=dict)
     config_mapped: List[Mapped] = field(default_factory=list)
@@ -253,6 +323,7 @@ class Stack:
                 "deliver_vram_fetch": True,
                 "deliver_vram_cache_dir": str(self.workdir / "gguf-cache"),
                 "llamacpp_scale_to_zero_cooldown": SCALE_TO_ZERO_COOLDOWN,
+                "open_webui_env": OPEN_WEBUI_ENV,
             },
             env={"HF_ENDPOINT": self.hub.url},
         )
@@ -262,7 +333,7 @@ class Stack:
         self.tree = out / "homelab"
         objects = [obj for _, obj in load_objects(self.tree)]
         secrets = [obj for _, obj in decrypt_secrets(self.tree, str(self.age_key))]
-        self.cluster = Cluster(objects, secrets, self.workdir / "node", images(self.llama_server, self.litellm, self.fallback_python))
+        self.cluster = Cluster(objects, secrets, self.workdir / "node", images(self.llama_server, self.litellm, self.fallback_python, self.open_webui))
         (self.master_key,) = [s["stringData"]["master-key"] for s in secrets if s["metadata"]["name"] == "litellm"]
 
     def deployment_of(self, model: str) -> Dict[str, Any]:
@@ -319,18 +390,52 @@ class Stack:
                 params["api_base"] = local
                 self.config_mapped.append(mapped)
         (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        env = {
-            # nothing may leave this machine: whatever tries goes to a closed port on loopback
-            "HTTP_PROXY": "http://127.0.0.1:9",
-            "HTTPS_PROXY": "http://127.0.0.1:9",
-            "NO_PROXY": "127.0.0.1,localhost",
-        }
         begin = time.monotonic()
-        self.gateway = self.cluster.start("litellm", deployment, extra_env=env)
+        self.gateway = self.cluster.start("litellm", deployment, extra_env=NO_EGRESS)
         probe = pod["containers"][0]["readinessProbe"]["httpGet"]
         _, cport = container_port(pod, probe["port"]) or (None, 0)
         wait_ready(self.gateway.url(cport) + probe["path"], 180, self.gateway)
         self.timings["start litellm"] = time.monotonic() - begin
+
+    def start_open_webui(self) -> Started:
+        """Qdrant (the stand-in) and Open WebUI as rendered, in front of the running LiteLLM; each with a fresh volume."""
+        assert self.cluster and self.gateway
+        statefulset = self.cluster.get("StatefulSet", "qdrant", NAMESPACE)
+        begin = time.monotonic()
+        self.vector_store = self.cluster.start("qdrant", statefulset)
+        self._wait_probe(self.vector_store, statefulset, "readinessProbe", 30)
+        self.timings["start qdrant"] = time.monotonic() - begin
+        deployment = self.cluster.get("Deployment", "open-webui", NAMESPACE)
+        self.egress = EgressRecorder().__enter__()
+        begin = time.monotonic()
+        self.webui = self.cluster.start("open-webui", deployment, extra_env=self.egress.env())
+        # the startup probe gives it 10 minutes; here the first start takes 12 to 16 s
+        self._wait_probe(self.webui, deployment, "startupProbe", 180)
+        self.timings["start open-webui"] = time.monotonic() - begin
+        return self.webui
+
+    def _wait_probe(self, started: Started, workload: Dict[str, Any], probe_name: str, timeout: float) -> None:
+        pod = workload["spec"]["template"]["spec"]
+        probe = pod["containers"][0][probe_name]["httpGet"]
+        _, cport = container_port(pod, probe["port"]) or (None, 0)
+        wait_ready(started.url(cport) + probe["path"], timeout, started)
+
+    @property
+    def webui_url(self) -> str:
+        assert self.webui
+        (port,) = self.webui.ports
+        return self.webui.url(port)
+
+    @property
+    def qdrant_storage(self) -> Path:
+        """The folder of Qdrant's volume, where the stand-in records what it got."""
+        assert self.cluster
+        claim = next(
+            v["persistentVolumeClaim"]["claimName"]
+            for v in self.cluster.get("StatefulSet", "qdrant", NAMESPACE)["spec"]["template"]["spec"]["volumes"]
+            if "persistentVolumeClaim" in v
+        )
+        return self.cluster.workdir / "pvc" / claim
 
     def start(self) -> Stack:
         try:
@@ -346,9 +451,10 @@ class Stack:
 
     def stop(self) -> List[str]:
         killed = self.cluster.stop() if self.cluster else []
-        if self.hub:
-            self.hub.__exit__(None, None, None)
-            self.hub = None
+        for server in (self.hub, self.egress):
+            if server:
+                server.__exit__(None, None, None)
+        self.hub = self.egress = None
         return killed
 
     @property
@@ -388,5 +494,9 @@ def describe(stack: Stack) -> str:
     if stack.gateway:
         lines.append(f"litellm: {' '.join(stack.gateway.argv)}")
         lines.extend(f"  {m.where}: {m.rendered} -> {m.local} ({m.why})" for m in stack.gateway.mapped + stack.config_mapped)
+    for started in (stack.vector_store, stack.webui):
+        if started:
+            lines.append(f"{started.name}: {' '.join(started.argv)}")
+            lines.extend(f"  {m.where}: {m.rendered} -> {m.local} ({m.why})" for m in started.mapped)
     lines.append("timings: " + json.dumps({k: round(v, 2) for k, v in stack.timings.items()}))
     return "\n".join(lines)

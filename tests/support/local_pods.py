@@ -12,8 +12,13 @@ else:
 - host: a listen address of 0.0.0.0 becomes 127.0.0.1.
 - port: a container port becomes a free port on loopback.
 - cluster DNS: ``http://<service>.<namespace>.svc.cluster.local:<port>`` becomes the loopback port of the container
-  behind that Service (resolved through the Service's selector and target port, as kube-proxy would).
-- image: the image's entrypoint becomes a local program of the same software and release (``Images``).
+  behind that Service (resolved through the Service's selector and target port, as kube-proxy would); in an
+  environment variable, a Service with nothing started behind it becomes a closed port (a Service without endpoints).
+- image: the image's entrypoint becomes a local program of the same software and release (``Images``), with what the
+  image itself sets (its ENV, its WORKDIR) under the container's own environment, as a container runtime would.
+
+``$(VAR)`` in an environment value, a command or an argument is expanded from the variables defined before it, as
+the kubelet does (``$$`` escapes).
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +39,13 @@ from urllib.parse import urlsplit, urlunsplit
 from .tree_checks import cluster_address, service_backend
 
 Obj = Dict[str, Any]
+CLOSED_PORT = 9  # discard: nothing listens there on this machine
+_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(value: str, env: Mapping[str, str]) -> str:
+    """The kubelet's ``$(VAR)`` expansion: a defined variable is replaced, an undefined reference stays, ``$$`` is ``$``."""
+    return _REFERENCE.sub(lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), value)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,12 @@ class Program:
     host_flag: Optional[str] = None
     add_host: bool = False  # the image listens on all addresses without a flag: give it --host 127.0.0.1 here
     translate: Optional[Callable[[List[str]], List[str]]] = None  # a different program's spelling of the arguments
+    add_port: Optional[str] = None  # the image listens on its container port unasked: give it this flag and the local port
+    port_env: Dict[int, str] = field(default_factory=dict)  # container port -> the variable the program reads it from
+    host_env: Optional[str] = None  # the variable the program reads its listen address from
+    env: Dict[str, str] = field(default_factory=dict)  # what the image sets (its ENV); the container's env wins
+    image_paths: Tuple[str, ...] = ()  # variables of env naming paths of the image's own file system (HOME)
+    workdir: Optional[str] = None  # the image's WORKDIR: the process starts there (a folder of the pod's file system)
 
 
 @dataclass
@@ -104,14 +123,24 @@ class Cluster:
                 return started, cport
         raise KeyError(f"nothing started behind Service {namespace}/{service}:{port}")
 
-    def map_url(self, url: str) -> Tuple[str, Optional[Mapped]]:
-        """A cluster DNS URL to the loopback address of the process behind it."""
+    def map_url(self, url: str, *, absent_ok: bool = False) -> Tuple[str, Optional[Mapped]]:
+        """A cluster DNS URL to the loopback address of the process behind it (``absent_ok``: a closed port where the
+        Service is rendered but nothing was started behind it)."""
         address = cluster_address(url)
         if not address:
             return url, None
-        started, cport = self.service_backend(*address)
-        local = urlunsplit(urlsplit(url)._replace(netloc=f"127.0.0.1:{started.ports[cport]}"))
-        return local, Mapped("url", url, local, "cluster-dns")
+        found, problem = service_backend(self.objects, *address)
+        if not found:
+            raise KeyError(problem)
+        try:
+            started, cport = self.service_backend(*address)
+            port, why = started.ports[cport], "cluster-dns"
+        except KeyError:
+            if not absent_ok:
+                raise
+            port, why = CLOSED_PORT, "cluster-dns, nothing started behind it"
+        local = urlunsplit(urlsplit(url)._replace(netloc=f"127.0.0.1:{port}"))
+        return local, Mapped("url", url, local, why)
 
     # -- volumes --
 
@@ -189,14 +218,14 @@ class Cluster:
             return path(text, where)
 
         rendered_command = container.get("command")
+        program = self.images(container["image"] + "#" + rendered_command[0] if rendered_command else container["image"])
+        env = self._env(pod_name, rootfs, program, container, namespace, value_of, mapped)
         if rendered_command:  # the command replaces the image's entrypoint: its program, found in the image
-            program = self.images(container["image"] + "#" + rendered_command[0])
-            head = list(program.argv) + [value_of(a, f"command[{i}]") for i, a in enumerate(rendered_command[1:], 1)]
+            head = list(program.argv) + [value_of(expand(a, env), f"command[{i}]") for i, a in enumerate(rendered_command[1:], 1)]
         else:
-            program = self.images(container["image"])
             head = list(program.argv)
         args: List[str] = []
-        rendered_args = [str(a) for a in container.get("args", [])]
+        rendered_args = [expand(str(a), env) for a in container.get("args", [])]
         for i, arg in enumerate(rendered_args):
             previous = rendered_args[i - 1] if i else ""
             if program.host_flag and previous == program.host_flag and arg in ("0.0.0.0", "::"):
@@ -210,22 +239,52 @@ class Cluster:
         if program.add_host:
             args += ["--host", "127.0.0.1"]
             mapped.append(Mapped("args", "", "--host 127.0.0.1", "host"))
+        if program.add_port:
+            (first, *_) = ports
+            args += [program.add_port, str(ports[first])]
+            mapped.append(Mapped("args", "", f"{program.add_port} {ports[first]}", "port"))
+        for cport, name in program.port_env.items():
+            env[name] = str(ports[cport])
+            mapped.append(Mapped(f"env {name}", str(cport), env[name], "port"))
+        if program.host_env:
+            env[program.host_env] = "127.0.0.1"
+            mapped.append(Mapped(f"env {program.host_env}", "0.0.0.0", "127.0.0.1", "host"))
         if program.translate:
             args = program.translate(args)
+        return head + args, env, mapped, ports
 
+    def _env(
+        self, pod_name: str, rootfs: Path, program: Program, container: Obj, namespace: str, value_of: Callable[[str, str], str], mapped: List[Mapped]
+    ) -> Dict[str, str]:
+        """The container's environment: the image's, then the container's own (values expanded, paths and Service
+        addresses mapped, secrets from the decrypted Secrets)."""
         env: Dict[str, str] = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"}
+        for name, value in program.env.items():
+            if name in program.image_paths:
+                env[name] = str(rootfs / value.lstrip("/"))
+                Path(env[name]).mkdir(parents=True, exist_ok=True)
+                mapped.append(Mapped(f"image env {name}", value, env[name], "path"))
+            else:
+                env[name] = value_of(value, f"image env {name}")
         for item in container.get("env", []):
+            name = item["name"]
             if "value" in item:
-                env[item["name"]] = value_of(str(item["value"]), f"env {item['name']}")
+                value = expand(str(item["value"]), env)
+                local, url_mapped = self.map_url(value, absent_ok=True)
+                if url_mapped:
+                    mapped.append(Mapped(f"env {name}", value, local, url_mapped.why))
+                    env[name] = local
+                else:
+                    env[name] = value_of(value, f"env {name}")
             else:
                 ref = item["valueFrom"]["secretKeyRef"]
                 secret = self.secrets.get((namespace, ref["name"])) or self.secrets.get(("", ref["name"]))
                 data = (secret or {}).get("stringData") or {}
                 if ref["key"] in data:
-                    env[item["name"]] = str(data[ref["key"]])
+                    env[name] = str(data[ref["key"]])
                 elif not ref.get("optional"):
-                    raise KeyError(f"{pod_name}: env {item['name']} needs Secret {ref['name']} key {ref['key']}, which the tree does not hold")
-        return head + args, env, mapped, ports
+                    raise KeyError(f"{pod_name}: env {name} needs Secret {ref['name']} key {ref['key']}, which the tree does not hold")
+        return env
 
     def start(self, name: str, workload: Obj, *, extra_env: Optional[Mapping[str, str]] = None) -> Started:
         """Start the first container of a Deployment, StatefulSet or Job (in the background)."""
@@ -236,18 +295,29 @@ class Cluster:
         env.update(extra_env or {})
         log = self.workdir / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
+        cwd = self.workdir_of(name, container)
         with open(log, "wb") as out:
             # its own session: stop() ends the process and anything it started
-            process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         started = Started(name, process, log, argv, env, mapped, ports)
         self.started.append(started)
         return started
+
+    def workdir_of(self, pod_name: str, container: Obj) -> Optional[Path]:
+        """The image's WORKDIR in the pod's file system (None: the image names none)."""
+        workdir = self.images(container["image"] + ("#" + container["command"][0] if container.get("command") else "")).workdir
+        if not workdir:
+            return None
+        path = self.workdir / "pods" / pod_name / "rootfs" / workdir.lstrip("/")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def run(self, name: str, pod_spec: Obj, container: Obj, namespace: str = "", timeout: float = 300, extra_env: Optional[Mapping[str, str]] = None):
         """Run one container to completion (a Job's or an init container)."""
         argv, env, mapped, _ = self.command(name, pod_spec, container, namespace)
         env.update(extra_env or {})
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False, start_new_session=True)
+        cwd = self.workdir_of(name, container)
+        proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, start_new_session=True)
         return proc, mapped
 
     def stop(self, timeout: float = 20) -> List[str]:

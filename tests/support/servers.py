@@ -90,3 +90,38 @@ class OpenAIStub:
     def __exit__(self, *exc: Any) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class EgressRecorder:
+    """An HTTP(S) proxy that lets nothing through: it records what a program tried to reach and answers 403.
+
+    Given as HTTP_PROXY/HTTPS_PROXY, it shows what a program would have fetched from outside this machine (where its
+    client honours those variables), instead of only failing it as a closed port would."""
+
+    def __init__(self) -> None:
+        self.requests: List[str] = []
+        recorder = self
+
+        class Handler(JsonHandler):
+            def _refuse(self) -> None:
+                recorder.requests.append(f"{self.command} {self.path}")
+                self.send_json(403, {"error": "no egress from the test machine"})
+
+            do_GET = do_POST = do_PUT = do_HEAD = do_CONNECT = _refuse
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def env(self) -> Dict[str, str]:
+        """The variables that send a program's outbound HTTP here (loopback goes direct)."""
+        names = {"HTTP_PROXY": self.url, "HTTPS_PROXY": self.url, "NO_PROXY": "127.0.0.1,localhost"}
+        return {**names, **{k.lower(): v for k, v in names.items()}}  # some clients read only the lower-case ones
+
+    def __enter__(self) -> EgressRecorder:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
