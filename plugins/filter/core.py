@@ -23,6 +23,7 @@ from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
 )
 from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_pod, gpu_resource, node_gpu
 from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config
+from ansible_collections.homelab.ai.plugins.module_utils._llama_server import embedding_args
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
 from ansible_collections.homelab.ai.plugins.module_utils._pull_job import code_configmap, pull_job, pull_wait_container
 from ansible_collections.homelab.ai.plugins.module_utils._quantity import QuantityError, to_bytes, to_quantity
@@ -67,6 +68,7 @@ class FilterModule:
             "pull_job": _wrap(pull_job),
             "pull_code": _wrap(code_configmap),
             "pull_wait_container": _wrap(pull_wait_container),
+            "embedding_args": _wrap(embedding_args),
             "comfyui_server": _wrap(server_settings),
             "comfyui_client": _wrap(client_settings),
         }

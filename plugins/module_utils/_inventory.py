@@ -41,6 +41,8 @@ __all__ = [
 VENDORS = ("nvidia", "amd", "intel")
 BACKENDS = ("llamacpp", "ollama")
 MODES = ("chat", "embedding", "completion")
+# llama-server's --pooling of an embedding model (llama.cpp's LLAMA_POOLING_TYPE_*, rank aside: a reranker's)
+POOLINGS = ("none", "mean", "cls", "last")
 DISTRIBUTIONS = ("k3s", "generic")
 # where each distribution runs its ingress controller: k3s ships Traefik in kube-system
 INGRESS_NAMESPACES = {"k3s": "kube-system", "generic": "ingress-nginx"}
@@ -98,6 +100,7 @@ MODEL_KEYS = (
     "node",
     "gpu_layers",
     "layers",
+    "pooling",
     "parallel",
     "scale_to_zero",
     "size",
@@ -167,6 +170,7 @@ class Model:
     gpu_vendor: Optional[str]
     gpu_layers: int
     layers: Optional[int]  # the model's block count, for a VRAM plan without its GGUF header
+    pooling: Optional[str]  # how an embedding model pools its tokens (None: as its GGUF says; the VRAM plan checks)
     parallel: int
     scale_to_zero: bool
     size: Optional[int]
@@ -600,6 +604,13 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
     if mode not in MODES:
         problems.append(Problem(f"{where}.mode", f"{mode!r} is not a mode{suggest(str(mode), MODES)}", f"use one of {', '.join(MODES)}"))
     context = _int(f"{where}.context", raw.get("context"), problems, minimum=256, default=4096, maximum=MAX_CONTEXT)
+    pooling = raw.get("pooling")
+    elsewhere = (mode in MODES and mode != "embedding") or (backend in BACKENDS and backend != "llamacpp")
+    if pooling is not None and (pooling not in POOLINGS or elsewhere):
+        fix = f"use one of {', '.join(POOLINGS)} (the model card says which)" if pooling not in POOLINGS else "leave it out"
+        why = f"{pooling!r} is not a pooling{suggest(str(pooling), POOLINGS)}" if pooling not in POOLINGS else "applies to llama.cpp embedding models only"
+        problems.append(Problem(f"{where}.pooling", why, fix))
+        pooling = None
     gpu_layers = _int(f"{where}.gpu_layers", raw.get("gpu_layers"), problems, minimum=0, default=999, maximum=MAX_GPU_LAYERS)
     node_name: Optional[str] = None
     gpu_vendor: Optional[str] = None
@@ -657,6 +668,7 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
         node=node_name,
         gpu_vendor=gpu_vendor,
         gpu_layers=gpu_layers,
+        pooling=pooling,
         layers=_int(f"{where}.layers", raw.get("layers"), problems, minimum=1, default=0, maximum=MAX_GPU_LAYERS - 1) or None,
         parallel=_int(f"{where}.parallel", raw.get("parallel"), problems, minimum=1, default=1, maximum=MAX_PARALLEL),
         scale_to_zero=_bool(f"{where}.scale_to_zero", raw.get("scale_to_zero"), problems, False),

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ._gguf import GgufInfo, HeaderUnavailable
+from ._llama_server import micro_batch
 from ._problems import Problem
 from ._quantity import QuantityError, format_bytes, to_bytes
 
@@ -150,7 +151,7 @@ def settings_for_model(model: Mapping[str, Any]) -> LlamaSettings:
         n_ctx=n_ctx,
         n_gpu_layers=number(("-ngl", "--gpu-layers", "--n-gpu-layers"), model.get("gpu_layers", 999)),
         n_parallel=parallel,
-        n_ubatch=number(("-ub", "--ubatch-size"), 512),
+        n_ubatch=number(("-ub", "--ubatch-size"), micro_batch(model)),
         type_k=str(pick(("-ctk", "--cache-type-k"), "f16")).lower(),
         type_v=str(pick(("-ctv", "--cache-type-v"), "f16")).lower(),
         flash_attn="on" if flash is None else str(flash).lower(),  # the older flag form takes no value
@@ -513,6 +514,8 @@ def make_vram_plan(
                 apu=bool(gpu.get("apu")),
             )
     sizer = _Sizer(models, header, problems, notes)
+    for index, model in models.values():
+        sizer.check_pooling(index, model)
     for workload in workloads:
         row = rows.get(workload.gpu)
         if row is None:
@@ -629,6 +632,42 @@ class _Sizer:
             sized.bytes += sized.detail["runtime"]
         return sized
 
+    def _header(self, source: str) -> Tuple[Optional[GgufInfo], str]:
+        """A model's GGUF header, once per source, or why there is none."""
+        if self.header is None or not source:
+            return None, "no header lookup (offline plan)"
+        if source in self.unavailable:
+            return None, self.unavailable[source]
+        try:
+            info, _origin = self.header(source)
+        except HeaderUnavailable as exc:
+            self.unavailable[source] = str(exc)
+            return None, str(exc)
+        return info, ""
+
+    def check_pooling(self, index: int, model: Mapping[str, Any]) -> None:
+        """An embedding model needs a pooling llama-server can answer OpenAI's embeddings with: the catalog's, else the
+        one its GGUF declares (none, or no header to tell, is a problem)."""
+        if model.get("mode") != "embedding" or model.get("backend") != "llamacpp" or model.get("pooling"):
+            return
+        info, reason = self._header(str(model.get("source") or ""))
+        declared = info.get("pooling_type") if info is not None else None
+        if declared in (1, 2, 3):  # mean, cls, last
+            return
+        if info is None:
+            found = f"its GGUF header cannot be read ({reason}), so the pooling it declares is unknown"
+        elif declared is None:
+            found = "its GGUF declares no pooling type"
+        else:
+            found = f"its GGUF declares pooling type {declared}, which answers no OpenAI embeddings request"
+        self.problems.append(
+            Problem(
+                f"homelab_ai_models[{index}] ({model['name']}).pooling",
+                f"is not set and {found}",
+                "set pooling: as the model card says (last for Qwen3-Embedding, mean for nomic-embed and bge-m3, cls for bge-large)",
+            )
+        )
+
     def _no_budget(self, workload: GpuWorkload) -> None:
         self.problems.append(
             Problem(
@@ -690,22 +729,17 @@ class _Sizer:
         where = f"homelab_ai_models[{index}] ({model['name']})"
         if model.get("vram"):
             return int(model["vram"]), "catalog vram", {}, [], "budget"
-        reason = "no header lookup (offline plan)"
         source = str(model.get("source") or "")
-        if self.header is not None and source:
-            if source in self.unavailable:
-                reason = self.unavailable[source]
+        info, reason = self._header(source)
+        if info is not None:
+            try:
+                estimate = estimate_llamacpp(info, settings)
+            except ValueError as exc:
+                reason = str(exc)
             else:
-                try:
-                    info, _origin = self.header(source)
-                    estimate = estimate_llamacpp(info, settings)
-                except (HeaderUnavailable, ValueError) as exc:
-                    reason = str(exc)
-                    self.unavailable[source] = reason
-                else:
-                    detail = {"weights": estimate.weights, "kv_cache": estimate.kv_cache, "compute": estimate.compute}
-                    basis = f"GGUF header, context {estimate.n_ctx}, KV {settings.type_k}/{settings.type_v}"
-                    return estimate.total, basis, detail, estimate.notes, "header"
+                detail = {"weights": estimate.weights, "kv_cache": estimate.kv_cache, "compute": estimate.compute}
+                basis = f"GGUF header, context {estimate.n_ctx}, KV {settings.type_k}/{settings.type_v}"
+                return estimate.total, basis, detail, estimate.notes, "header"
         if model.get("size"):
             size = int(model["size"])
             weights, layer_note = size, []

@@ -306,6 +306,22 @@ def _served_prompt_tokens(stack) -> float:
         return float(re.search(r"^llamacpp:prompt_tokens_total (\S+)", response.read().decode(), re.M).group(1))
 
 
+def test_an_input_longer_than_the_default_micro_batch_is_embedded(stack, client):
+    # llama-server embeds an input in one micro-batch: the rendered one is the model's context, not 512 tokens
+    text = " ".join(f"GPU shelf note {i}: the R9700 embeds every document of the homelab." for i in range(12))
+    request = urllib.request.Request(
+        stack.server_url(EMBED.name).removesuffix("/v1") + "/tokenize",
+        data=json.dumps({"content": text}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        tokens = len(json.load(response)["tokens"])
+    assert 512 < tokens < 2048, tokens
+    answer = client.embeddings.create(model=EMBED.name, input=text)
+    assert len(answer.data[0].embedding) == EMBED.shape.n_embd
+    assert answer.usage.prompt_tokens >= tokens
+
+
 def test_embeddings_through_the_gateway_as_curl_sends_them(stack):
     # no encoding_format, as curl examples and many RAG tools send it (the OpenAI client always adds one); LiteLLM
     # forwards a null then, which llama-server refuses unless the route gives a format
@@ -354,10 +370,11 @@ def test_a_model_not_in_the_catalog_gets_a_clear_error(client):
 
 def test_the_fallback_server_gets_each_rendered_argument_in_its_own_spelling():
     rendered = ["--host", "127.0.0.1", "--port", "8080", "--alias", "m", "--ctx-size", "4096", "--parallel", "2", "--n-gpu-layers", "999"]
-    rendered += ["--metrics", "--embeddings", "--model", "/models/m.gguf", "--flash-attn", "on"]
+    rendered += ["--metrics", "--embeddings", "--pooling", "last", "--batch-size", "2048", "--ubatch-size", "2048"]
+    rendered += ["--model", "/models/m.gguf", "--flash-attn", "on"]
     assert llama_cpp_python_args(rendered) == [
         "--host", "127.0.0.1", "--port", "8080", "--model_alias", "m", "--n_ctx", "4096", "--n_gpu_layers", "999",
-        "--embedding", "true", "--model", "/models/m.gguf", "--flash_attn", "true",
+        "--embedding", "true", "--n_batch", "2048", "--n_ubatch", "2048", "--model", "/models/m.gguf", "--flash_attn", "true",
     ]  # fmt: skip
     # a catalog argument it cannot honour stops the fallback instead of being dropped
     with pytest.raises(RuntimeError, match="no equivalent of llama-server's --cache-type-k"):

@@ -202,7 +202,15 @@ def test_a_tree_of_the_earlier_layout_moves_its_secrets_unchanged(lived, collect
 def _more_models(count: int):
     models = yaml.safe_load((EXAMPLE / "group_vars" / "all" / "models.yml").read_text())["homelab_ai_models"]
     extra = [
-        {"name": f"extra-{i:02d}", "backend": "llamacpp", "source": f"hf://org/extra-GGUF/extra-{i:02d}.gguf", "node": "strix-01", "size": "100Mi"}
+        # they take turns for strix-01's one slot (the VRAM plan refuses more always-on models than slots)
+        {
+            "name": f"extra-{i:02d}",
+            "backend": "llamacpp",
+            "source": f"hf://org/extra-GGUF/extra-{i:02d}.gguf",
+            "node": "strix-01",
+            "size": "100Mi",
+            "scale_to_zero": True,
+        }
         for i in range(count)
     ]
     return models + extra

@@ -29,10 +29,17 @@ def secrets(rendered, age_key):
     return {secret["metadata"]["name"]: secret["stringData"] for _, secret in decrypt_secrets(tree, str(age_key))}
 
 
+def _claims(root: Path) -> dict:
+    """The model volume, with the checkpoint where the example's pull Job puts it."""
+    (root / "sd-data" / "checkpoints").mkdir(parents=True)
+    (root / "sd-data" / "checkpoints" / MODEL).write_bytes(b"not really a checkpoint")
+    return {"sd-data": root / "sd-data"}
+
+
 @pytest.fixture()
 def pod(rendered, secrets, tmp_path):
     tree, _ = rendered
-    started = sd_pod.start([obj for _, obj in load_objects(tree)], secrets, tmp_path, {MODEL: b"not really a checkpoint"})
+    started = sd_pod.start([obj for _, obj in load_objects(tree)], secrets, tmp_path, _claims(tmp_path))
     yield started
     started.stop()
 
@@ -95,7 +102,7 @@ def test_the_templates_take_every_character_the_preflight_lets_through(rendered,
         "password": "p$ass\"w{PLAIN}d\\${COMFYUI_API_KEY}'#;",
         "api-key": "Ab0._~+/-" + "k" * 40 + "==",
     }
-    started = sd_pod.start([obj for _, obj in load_objects(tree)], {**secrets, "stable-diffusion": tricky}, tmp_path, {MODEL: b"x"})
+    started = sd_pod.start([obj for _, obj in load_objects(tree)], {**secrets, "stable-diffusion": tricky}, tmp_path, _claims(tmp_path))
     try:
         basic = base64.b64encode(f"{tricky['username']}:{tricky['password']}".encode()).decode()
         assert asyncio.run(_get(f"{started.ui_url}/prompt", {"Authorization": f"Basic {basic}"}))[0] == 200
@@ -110,7 +117,7 @@ def test_the_templates_take_every_character_the_preflight_lets_through(rendered,
 def test_nginx_ends_a_password_at_a_colon_which_is_why_the_preflight_refuses_one(rendered, secrets, tmp_path):
     tree, _ = rendered
     colon = {**secrets["stable-diffusion"], "password": "first:second"}
-    started = sd_pod.start([obj for _, obj in load_objects(tree)], {**secrets, "stable-diffusion": colon}, tmp_path, {MODEL: b"x"})
+    started = sd_pod.start([obj for _, obj in load_objects(tree)], {**secrets, "stable-diffusion": colon}, tmp_path, _claims(tmp_path))
     try:
         for password, status in (("first:second", 401), ("first", 200)):
             basic = base64.b64encode(f"{colon['username']}:{password}".encode()).decode()
@@ -128,18 +135,8 @@ def test_the_probes_see_the_checkpoint_open_webui_asks_for(pod, rendered):
     tree, _ = rendered
     deployment = next(obj for _, obj in load_objects(tree) if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "stable-diffusion")
     comfy = deployment["spec"]["template"]["spec"]["containers"][0]
-    import subprocess
-    import sys
-
-    port = pod.comfyui_url.rsplit(":", 1)[1]
-
-    def probe(command):
-        # the exec probes run in the ComfyUI container: python3 there, this Python here; the pod's port mapped
-        code = command[2].replace("127.0.0.1:8188", f"127.0.0.1:{port}")
-        return subprocess.run([sys.executable, "-c", code, *command[3:]], capture_output=True, timeout=30).returncode
-
-    assert probe(comfy["readinessProbe"]["exec"]["command"]) == 0
-    assert probe(comfy["livenessProbe"]["exec"]["command"]) == 0
-    (Path(pod.root) / "pod" / "models" / "checkpoints" / MODEL).unlink()
-    assert probe(comfy["readinessProbe"]["exec"]["command"]) == 1  # a pull Job still filling the volume: not ready
-    assert probe(comfy["livenessProbe"]["exec"]["command"]) == 0
+    assert sd_pod.exec_probe(pod, comfy["readinessProbe"]) == 0
+    assert sd_pod.exec_probe(pod, comfy["livenessProbe"]) == 0
+    (Path(pod.root) / "sd-data" / "checkpoints" / MODEL).unlink()
+    assert sd_pod.exec_probe(pod, comfy["readinessProbe"]) == 1  # a pull Job still filling the volume: not ready
+    assert sd_pod.exec_probe(pod, comfy["livenessProbe"]) == 0

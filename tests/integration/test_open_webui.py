@@ -26,7 +26,7 @@ from typing import Dict, List
 
 import pytest
 
-from tests.support.e2e import CHAT, EMBED, LITELLM, LLAMA_SERVER, NAMESPACE, OPEN_WEBUI, Stack, describe, open_webui_release
+from tests.support.e2e import CHAT, CHECKPOINT_FILE, EMBED, LITELLM, LLAMA_SERVER, NAMESPACE, OPEN_WEBUI, Stack, describe, open_webui_release
 from tests.support.example import ROOT
 from tests.support.local_pods import session_alive
 from tests.support.qdrant import NO_KEY, WRONG_KEY, read_log, release_of
@@ -70,6 +70,7 @@ def stack(collections, age_key, tmp_path_factory):
     _require(OPEN_WEBUI, "Open WebUI", "OPEN_WEBUI_BIN")
     stack = Stack(collections, age_key, tmp_path_factory.mktemp("webui")).start()
     try:
+        stack.start_image_generation()  # before Open WebUI, so that its address of ComfyUI reaches the pod
         stack.start_open_webui()
     except BaseException:
         stack.stop()
@@ -113,6 +114,8 @@ def person(stack, browser, shots):
     session = Session(browser, stack.webui_url, shots)
     session.sign_in(ADMIN["email"], ADMIN["password"], shot="sign-in")
     session.admin_switches("interface", QUIET_TASKS)
+    # and the rewrite of a picture's prompt by the chat model: the prompt as typed reaches ComfyUI
+    session.admin_switches("images", {"Image Prompt Generation": False})
     yield session
     session.close()
 
@@ -284,6 +287,61 @@ def test_qdrant_refuses_a_request_without_its_api_key(stack):
     image = stack.cluster.get("StatefulSet", "qdrant", NAMESPACE)["spec"]["template"]["spec"]["containers"][0]["image"]
     with urllib.request.urlopen(_qdrant(stack, "/", {}), timeout=10) as response:
         assert json.load(response)["version"] == release_of(image)[1]
+
+
+def _png_size(data: bytes) -> tuple:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _comfyui_requests(stack: Stack, since: int = 0) -> List[Dict]:
+    return stack.image_generation.requests()[since:]
+
+
+def test_open_webui_makes_a_picture_with_comfyui_behind_the_rendered_proxy(stack, person):
+    """Open WebUI's own image request (its comfyui engine, the rendered workflow, URL and key) through the pod's
+    real nginx, which admits only that key, to ComfyUI (the stand-in), and the picture back."""
+    secrets = {(s["metadata"]["name"]): s["stringData"] for s in stack.cluster.secrets.values()}
+    assert stack.webui.env["COMFYUI_BASE_URL"] == stack.image_generation.api_url
+    assert stack.webui.env["COMFYUI_API_KEY"] == secrets["stable-diffusion"]["api-key"]
+    seen = len(_comfyui_requests(stack))
+    token = person.token()
+    request = urllib.request.Request(
+        stack.webui_url + "/api/v1/images/generations",
+        data=json.dumps({"prompt": "a lighthouse at dusk"}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        (image,) = json.load(response)
+    with urllib.request.urlopen(urllib.request.Request(stack.webui_url + image["url"], headers={"Authorization": f"Bearer {token}"}), timeout=30) as r:
+        assert _png_size(r.read()) == (1024, 1024)  # open_webui_image_resolution
+    calls = _comfyui_requests(stack, seen)
+    # the websocket is logged when it closes: order by what each call is
+    by_path = {r["path"].split("/")[1]: r for r in calls}
+    assert sorted((r["method"], r["path"].split("/")[1]) for r in calls) == [("GET", "history"), ("GET", "view"), ("GET", "ws"), ("POST", "prompt")]
+    assert all(r["status"] in (101, 200) for r in calls)
+    workflow = by_path["prompt"]["body"]["prompt"]
+    # the rendered workflow with what Open WebUI filled in by the rendered node map
+    assert workflow["6"]["inputs"]["text"] == "a lighthouse at dusk"
+    assert workflow["4"]["inputs"]["ckpt_name"] == CHECKPOINT_FILE  # stable_diffusion_model, pulled by the rendered Job
+    assert (workflow["5"]["inputs"]["width"], workflow["5"]["inputs"]["height"], workflow["3"]["inputs"]["steps"]) == (1024, 1024, 30)
+    assert by_path["prompt"]["body"]["client_id"] == by_path["ws"]["query"]["clientId"]
+    # the key stopped at the proxy
+    assert not any("Authorization" in r["headers"] or "authorization" in r["headers"] for r in calls)
+
+
+def test_a_picture_appears_in_the_chat_when_the_image_button_is_on(stack, person):
+    seen = len(_comfyui_requests(stack))
+    person.new_chat()
+    person.pick_model(CHAT.name)
+    person.limit_answer(MAX_TOKENS)
+    person.toggle_image()
+    answer = person.send("a red fox in the snow", timeout=180)
+    (picture,) = person.pictures(answer.message_id)
+    person.shot("chat-image")
+    assert (picture["width"], picture["height"]) == (1024, 1024)
+    prompts = [r["body"]["prompt"] for r in _comfyui_requests(stack, seen) if r["method"] == "POST"]
+    assert [p["6"]["inputs"]["text"] for p in prompts] == ["a red fox in the snow"]
 
 
 def test_open_webui_reached_for_nothing_outside_this_machine(stack):

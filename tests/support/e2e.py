@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from . import qdrant
+from . import qdrant, sd_pod
 from .example import EXAMPLE, ROOT
 from .gguf_models import Shape, write_model
 from .local_pods import Cluster, Mapped, Program, Started, python_program
@@ -61,6 +61,11 @@ SCALE_TO_ZERO_COOLDOWN = 8
 # about 250. The inventory's own knob (open_webui_env) sets chunks that fit, as a user would for a small model.
 OPEN_WEBUI_ENV = {"CHUNK_SIZE": "250", "CHUNK_OVERLAP": "25"}
 # nothing may leave this machine: whatever tries goes through a "proxy" on a closed port of loopback
+# Stable Diffusion's checkpoint, as small as a safetensors file gets (the ComfyUI stand-in only lists it): the
+# catalog's, pulled by the rendered Job from the Hub stand-in into the model volume
+CHECKPOINT_REPO, CHECKPOINT_FILE = "homelab-e2e/tiny-sd", "tiny-sd.safetensors"
+_CHECKPOINT_HEADER = b'{"__metadata__":{"format":"pt"}}'
+CHECKPOINT = len(_CHECKPOINT_HEADER).to_bytes(8, "little") + _CHECKPOINT_HEADER
 NO_EGRESS = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost"}
 # what the Open WebUI image sets itself (its Dockerfile's ENV; WORKDIR /app/backend): the Deployment's env wins
 OPEN_WEBUI_IMAGE_ENV = {
@@ -109,10 +114,11 @@ CHAT = TinyModel(
     "homelab-e2e/tiny-chat-GGUF",
     "tiny-chat-Q8_0.gguf",
 )
+# a context of 2048: inputs longer than llama-server's default micro-batch of 512 tokens (embedding_args)
 EMBED = TinyModel(
     "tiny-embed",
-    Shape("tiny-embed", n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, n_vocab=512, weights="f16", ctx_train=2048, pooling="mean"),
-    {"mode": "embedding", "context": 512, "node": "gpu-amd-01"},
+    Shape("tiny-embed", n_layer=2, n_embd=64, n_head=4, n_head_kv=4, n_ff=128, n_vocab=512, weights="f16", ctx_train=2048, pooling="last"),
+    {"mode": "embedding", "context": 2048, "pooling": "last", "node": "gpu-amd-01"},
     "homelab-e2e/tiny-embed-GGUF",
     "tiny-embed-F16.gguf",
     pin_sha256=True,
@@ -165,6 +171,10 @@ _FALLBACK_FLAGS = {
     "--ctx-size": "--n_ctx",
     "--n-gpu-layers": "--n_gpu_layers",
     "--parallel": None,  # it serves one request at a time
+    "--batch-size": "--n_batch",
+    "--ubatch-size": "--n_ubatch",
+    # it has no pooling setting and pools as the GGUF declares: the tiny embedding model declares its catalog's
+    "--pooling": None,
 }
 _FALLBACK_SWITCHES = {"--embeddings": ["--embedding", "true"], "--metrics": []}  # it has no /metrics
 
@@ -283,6 +293,7 @@ class Stack:
     webui: Optional[Started] = None
     vector_store: Optional[Started] = None
     egress: Optional[EgressRecorder] = None  # what Open WebUI tried to reach outside this machine
+    image_generation: Optional[sd_pod.SdPod] = None
     master_key: str = ""
     pull_mapped: Dict[str, List[Mapped]] = field(default_factory=dict)
     config_mapped: List[Mapped] = field(default_factory=list)
@@ -298,6 +309,7 @@ class Stack:
             path = write_model(self.workdir / "hub" / model.filename, model.shape)
             self.files[model.name] = path
             self.hub.add_hf(model.repo, model.filename, path.read_bytes())
+        self.hub.add_hf(CHECKPOINT_REPO, CHECKPOINT_FILE, CHECKPOINT)
 
     def catalog(self) -> List[Dict[str, Any]]:
         entries = []
@@ -324,6 +336,8 @@ class Stack:
                 "deliver_vram_cache_dir": str(self.workdir / "gguf-cache"),
                 "llamacpp_scale_to_zero_cooldown": SCALE_TO_ZERO_COOLDOWN,
                 "open_webui_env": OPEN_WEBUI_ENV,
+                "stable_diffusion_checkpoints": [{"source": f"hf://{CHECKPOINT_REPO}/{CHECKPOINT_FILE}", "sha256": hashlib.sha256(CHECKPOINT).hexdigest()}],
+                "stable_diffusion_model": CHECKPOINT_FILE,
             },
             env={"HF_ENDPOINT": self.hub.url},
         )
@@ -396,6 +410,40 @@ class Stack:
         _, cport = container_port(pod, probe["port"]) or (None, 0)
         wait_ready(self.gateway.url(cport) + probe["path"], 180, self.gateway)
         self.timings["start litellm"] = time.monotonic() - begin
+
+    def start_image_generation(self) -> sd_pod.SdPod:
+        """Stable Diffusion as rendered: its pull Job fills the model volume from the Hub stand-in, then its pod runs
+        (the ComfyUI stand-in behind the real nginx, ``sd_pod``) until its readiness probe sees the checkpoint. Start it
+        before Open WebUI, whose address of it then maps to the pod's API port."""
+        assert self.cluster and self.hub
+        stem = CHECKPOINT_FILE.rsplit(".", 1)[0]
+        (job,) = [j for j in self.cluster.of_kind("Job") if j["metadata"].get("annotations", {}).get("homelab.ai/model") == stem]
+        pod = job["spec"]["template"]["spec"]
+        begin = time.monotonic()
+        proc, _ = self.cluster.run(job["metadata"]["name"], pod, pod["containers"][0], NAMESPACE, extra_env={"HF_ENDPOINT": self.hub.url})
+        if proc.returncode != 0:
+            raise RuntimeError(f"the checkpoint's pull Job failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        self.timings["pull checkpoint"] = time.monotonic() - begin
+        deployment = self.cluster.get("Deployment", "stable-diffusion", NAMESPACE)
+        claims = {
+            v["persistentVolumeClaim"]["claimName"]: self.cluster.workdir / "pvc" / v["persistentVolumeClaim"]["claimName"]
+            for v in deployment["spec"]["template"]["spec"]["volumes"]
+            if "persistentVolumeClaim" in v
+        }
+        secrets = {name: secret.get("stringData") or {} for (_, name), secret in self.cluster.secrets.items()}
+        begin = time.monotonic()
+        started = sd_pod.start(self.cluster.objects, secrets, self.workdir / "stable-diffusion", claims)
+        self.image_generation = started
+        # kube-proxy's view: the pod answers on its container ports (the proxy's); cluster.stop() ends both processes
+        comfyui_process, nginx = started.processes
+        mapped = [Mapped(where, rendered, local, "port") for where, rendered, local in started.mapped]
+        self.cluster.started.append(Started("stable-diffusion-comfyui", comfyui_process, started.root / "comfyui.log", [], {}, [], {}))
+        proxy_ports = {port: local for port, local in started.ports.items() if port != sd_pod.COMFYUI_PORT}
+        self.cluster.started.append(Started("stable-diffusion", nginx, started.root / "nginx.log", [str(sd_pod.NGINX)], {}, mapped, proxy_ports))
+        comfy = deployment["spec"]["template"]["spec"]["containers"][0]
+        sd_pod.wait_probe(started, comfy["readinessProbe"], 30)
+        self.timings["start stable-diffusion"] = time.monotonic() - begin
+        return started
 
     def start_open_webui(self) -> Started:
         """Qdrant (the stand-in) and Open WebUI as rendered, in front of the running LiteLLM; each with a fresh volume."""

@@ -15,12 +15,15 @@ pod's absolute paths (the ConfigMaps, the model volume) a folder.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
-import shlex
 import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -88,7 +91,8 @@ class SdPod:
     comfyui_url: str = ""
     log: Path = field(init=False)
     mapped: List[Tuple[str, str, str]] = field(default_factory=list)  # (where, rendered, local)
-    processes: List[subprocess.Popen] = field(default_factory=list)
+    processes: List[subprocess.Popen] = field(default_factory=list)  # ComfyUI, nginx: each in a session of its own
+    ports: Dict[int, int] = field(default_factory=dict)  # the pod's port -> this machine's
 
     def __post_init__(self) -> None:
         self.log = self.root / "comfyui-requests.jsonl"
@@ -96,44 +100,43 @@ class SdPod:
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
         for process in self.processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
 
     def requests(self) -> List[Dict[str, Any]]:
-        import json
-
         return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
 
 
-def start(objects: List[Dict[str, Any]], secrets: Mapping[str, Mapping[str, str]], root: Path, checkpoints: Mapping[str, bytes]) -> SdPod:
-    """Start the pod of the rendered ``stable-diffusion`` Deployment; ``checkpoints`` are files of the model volume's
-    checkpoint folder (name -> bytes). Stop it with ``SdPod.stop``."""
+def start(objects: List[Dict[str, Any]], secrets: Mapping[str, Mapping[str, str]], root: Path, claims: Mapping[str, Path]) -> SdPod:
+    """Start the pod of the rendered ``stable-diffusion`` Deployment, its volume claims the folders ``claims`` names
+    (where the pull Jobs put the checkpoints). Stop it with ``SdPod.stop``."""
     by_name = {(o["kind"], o["metadata"]["name"]): o for o in objects}
     deployment = by_name[("Deployment", "stable-diffusion")]
     pod = SdPod(root)
-    ports = {8080: free_port(), 8081: free_port(), COMFYUI_PORT: free_port()}
+    ports = pod.ports
+    ports.update({8080: free_port(), 8081: free_port(), COMFYUI_PORT: free_port()})
     try:
-        # the pod's file system: its ConfigMap mounts and the model volume
+        # the pod's file system: its ConfigMap mounts, its volume claims (links to their folders), emptyDirs
         volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
         comfy = _container(deployment, "comfyui")
         for mount in comfy["volumeMounts"]:
             volume = volumes[mount["name"]]
             where = root / "pod" / mount["mountPath"].lstrip("/")
+            if "persistentVolumeClaim" in volume:
+                where.parent.mkdir(parents=True, exist_ok=True)
+                where.symlink_to(claims[volume["persistentVolumeClaim"]["claimName"]])
+                continue
             where.mkdir(parents=True, exist_ok=True)
             if "configMap" in volume:
                 for key, text in by_name[("ConfigMap", volume["configMap"]["name"])]["data"].items():
                     (where / key).write_text(text)
-        model_paths = comfyui.model_folders(
-            [path for group in comfyui.parse_args(shlex.split(_cli(comfy))).extra_model_paths_config or [] for path in group], root / "pod"
-        )
-        for name, data in checkpoints.items():
-            target = model_paths["checkpoints"][0] / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
 
         # ComfyUI, as the image's start script runs it: main.py --listen --port 8188 $CLI_ARGS (word-split)
         args = ["--listen", "--port", str(COMFYUI_PORT), *_cli(comfy).split()]
@@ -148,7 +151,9 @@ def start(objects: List[Dict[str, Any]], secrets: Mapping[str, Mapping[str, str]
         }
         with open(root / "comfyui.log", "w") as out:
             pod.processes.append(
-                subprocess.Popen([sys.executable, comfyui.__file__, *local], cwd=root / "comfyui", env=env, stdout=out, stderr=subprocess.STDOUT)
+                subprocess.Popen(
+                    [sys.executable, comfyui.__file__, *local], cwd=root / "comfyui", env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
             )
         pod.comfyui_url = f"http://127.0.0.1:{ports[COMFYUI_PORT]}"
 
@@ -176,7 +181,7 @@ def start(objects: List[Dict[str, Any]], secrets: Mapping[str, Mapping[str, str]
         (root / "nginx" / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, user=user))
         command = [str(NGINX), "-e", "stderr", "-p", str(root / "nginx"), "-c", str(root / "nginx" / "nginx.conf"), "-g", "daemon off;"]
         with open(root / "nginx.log", "w") as out:
-            pod.processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
+            pod.processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
         pod.api_url = f"http://127.0.0.1:{ports[8080]}"
         pod.ui_url = f"http://127.0.0.1:{ports[8081]}"
         wait_http(f"{pod.comfyui_url}/prompt", 30, pod.processes[0])
@@ -187,14 +192,27 @@ def start(objects: List[Dict[str, Any]], secrets: Mapping[str, Mapping[str, str]
         raise
 
 
+def exec_probe(pod: SdPod, probe: Mapping[str, Any]) -> int:
+    """The exit status of an exec probe of the ComfyUI container (python3 there, this Python here; its port mapped)."""
+    command = list(probe["exec"]["command"])
+    assert command[:2] == ["python3", "-c"], command
+    code = command[2].replace(f"127.0.0.1:{COMFYUI_PORT}", f"127.0.0.1:{pod.ports[COMFYUI_PORT]}")
+    return subprocess.run([sys.executable, "-c", code, *command[3:]], capture_output=True, timeout=probe.get("timeoutSeconds", 10), check=False).returncode
+
+
+def wait_probe(pod: SdPod, probe: Mapping[str, Any], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while exec_probe(pod, probe) != 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the probe {probe['exec']['command'][2:]} failed for {timeout} s")
+        time.sleep(0.5)
+
+
 def _cli(container: Mapping[str, Any]) -> str:
     return next(item["value"] for item in container["env"] if item["name"] == "CLI_ARGS")
 
 
 def _wait_port(port: int, process: Optional[subprocess.Popen], timeout: float = 15) -> None:
-    import socket
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:

@@ -164,6 +164,29 @@ class Session:
         self.page.locator("input[type=number][aria-label=max_tokens]").fill(str(max_tokens))
         toggle.click()
 
+    def toggle_image(self) -> None:
+        """The message box's integrations menu: Image on, for the next message."""
+        self.page.click("#integration-menu-button")
+        button = self.page.get_by_role("button", name="Image", exact=True)
+        button.click()
+        if button.get_attribute("aria-pressed") != "true":
+            raise RuntimeError("the Image switch of the integrations menu did not turn on")
+        self.page.keyboard.press("Escape")
+
+    def pictures(self, message_id: str, timeout: float = 60) -> List[Dict[str, Any]]:
+        """The pictures a message shows, once they have loaded: their source and natural size."""
+        images = self.page.locator(f"#message-{message_id} img[src*='/api/v1/files/']")
+        images.first.wait_for(timeout=timeout * 1000)
+        self.page.wait_for_function(
+            "(id) => [...document.querySelectorAll(`#message-${id} img[src*='/api/v1/files/']`)].every(i => i.complete && i.naturalWidth > 0)",
+            arg=message_id,
+            timeout=timeout * 1000,
+        )
+        return [
+            {"src": str(image.get_attribute("src")), "width": image.evaluate("i => i.naturalWidth"), "height": image.evaluate("i => i.naturalHeight")}
+            for image in images.all()
+        ]
+
     def attach(self, path: Path) -> None:
         """A file into the message box (the "+" menu's upload); waits until Open WebUI has processed it."""
         with self.page.expect_response(lambda r: "/api/v1/files/" in r.url and r.request.method == "POST", timeout=60_000) as upload:

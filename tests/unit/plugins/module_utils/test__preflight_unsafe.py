@@ -170,6 +170,9 @@ CASES: Dict[str, Tuple[Change, str]] = {
     "render dir across two lines": (shared(homelab_ai_render_dir="build\nother"), "homelab_ai_render_dir"),
     "node group with a space": (shared(homelab_ai_node_group="gpu nodes"), "homelab_ai_node_group"),
     "flux path that climbs": (shared(homelab_ai_flux_path="../outside"), "homelab_ai_flux_path"),
+    "pooling that llama.cpp does not know": (model(0, pooling="max"), "homelab_ai_models[0] (qwen-embed).pooling"),
+    "pooling of a chat model": (model(1, pooling="last"), "homelab_ai_models[1] (qwen3-30b-a3b).pooling"),
+    "layers of 10^6": (model(1, layers=1000000), "homelab_ai_models[1] (qwen3-30b-a3b).layers"),
     "model name too long to scale to zero": (
         model(1, name="qwen3-30b-a3b-instruct-2507-thinking-q4"),
         "homelab_ai_models[1] (qwen3-30b-a3b-instruct-2507-thinking-q4).name",

@@ -270,7 +270,7 @@ def test_estimate_from_the_header() -> None:
 
     plan = make_vram_plan(inv, components_of(inv), header=lookup)
     entry = next(row for row in plan.rows if row.gpu == "gpu-amd-01/gpu0").entries[0]
-    estimate = estimate_llamacpp(info, LlamaSettings(n_ctx=8192))
+    estimate = estimate_llamacpp(info, LlamaSettings(n_ctx=8192, n_ubatch=8192))  # an embedding model: one micro-batch
     assert entry.bytes == estimate.total + RUNTIME_OVERHEAD["amd"]
     assert entry.detail == {"weights": estimate.weights, "kv_cache": estimate.kv_cache, "compute": estimate.compute, "runtime": RUNTIME_OVERHEAD["amd"]}
     assert entry.basis == "GGUF header, context 8192, KV f16/f16"
@@ -436,3 +436,37 @@ def test_the_fix_for_an_over_commitment_offers_what_changes_the_estimate() -> No
     budgets = make_vram_plan(inv, components_of(inv, ollama_vram=16 * GIB), header=offline).problems
     nvidia = next(p for p in budgets if p.where.startswith("VRAM of gpu-nvidia-01"))
     assert "gpu_layers" not in nvidia.fix and "ollama_vram" in nvidia.fix  # two declared budgets
+
+
+def test_an_embedding_model_without_a_pooling_it_declares_is_a_problem() -> None:
+    def problems_with(pooling_in_header, **entry: Any):
+        inv = example_inventory()
+        embed = inv["models"][0]
+        embed.update({"pooling": None, **entry})
+        metadata = {} if pooling_in_header in (None, "offline") else {"llama.pooling_type": pooling_in_header}
+
+        def lookup(uri: str):
+            if pooling_in_header == "offline":
+                raise HeaderUnavailable(f"{uri}: cannot connect")
+            return header(n_layer=4, extra=metadata), "cache"
+
+        return [str(p) for p in make_vram_plan(inv, components_of(inv), header=lookup).problems if ".pooling" in p.where]
+
+    assert problems_with(3) == []  # the GGUF says last
+    assert problems_with(None, pooling="last") == []  # the catalog says
+    [none] = problems_with(None)
+    assert none.startswith("homelab_ai_models[0] (qwen-embed).pooling: is not set and its GGUF declares no pooling type")
+    assert "last for Qwen3-Embedding" in none
+    assert "declares pooling type 0" in problems_with(0)[0]
+    assert "its GGUF header cannot be read" in problems_with("offline")[0]
+
+
+def test_an_embedding_model_embeds_a_whole_context_in_one_micro_batch() -> None:
+    from ansible_collections.homelab.ai.plugins.module_utils._llama_server import embedding_args
+
+    model = {"name": "e", "mode": "embedding", "context": 8192, "pooling": "last", "args": []}
+    assert embedding_args(model) == ["--embeddings", "--pooling", "last", "--batch-size", "8192", "--ubatch-size", "8192"]
+    assert settings_for_model(model).n_ubatch == 8192
+    assert embedding_args({**model, "args": ["-ub", "1024"], "pooling": None}) == ["--embeddings"]
+    assert settings_for_model({**model, "args": ["-ub", "1024"]}).n_ubatch == 1024
+    assert embedding_args({"mode": "chat", "context": 4096}) == [] and settings_for_model({"context": 4096}).n_ubatch == 512
