@@ -14,6 +14,7 @@ from ansible_collections.homelab.ai.plugins.module_utils._components import (
     endpoints,
     gpu_workloads_of,
 )
+from ansible_collections.homelab.ai.plugins.module_utils._exposure import ingress_object, service_fields
 from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
     gpu_node_labels,
     intel_plugin_groups,
@@ -69,6 +70,8 @@ class FilterModule:
             "pull_code": _wrap(code_configmap),
             "pull_wait_container": _wrap(pull_wait_container),
             "embedding_args": _wrap(embedding_args),
+            "exposed_service": _wrap(service_fields),
+            "exposed_ingress": _wrap(ingress_object),
             "comfyui_server": _wrap(server_settings),
             "comfyui_client": _wrap(client_settings),
         }

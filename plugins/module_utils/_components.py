@@ -89,7 +89,11 @@ def describe_component(raw: Mapping[str, Any], inventory: Mapping[str, Any], rol
     clashing = sorted(key for key in ("name", "layer", "needs") if key in raw)
     if clashing:
         raise InputError([Problem(f"component {name}", f"sets {', '.join(clashing)}, which meta/component.yml declares", "declare them there only")])
-    return normalize_component({**raw, "name": name, "layer": entry["layer"], "needs": entry["needs"]}, inventory["namespace"])
+    summary = dict(raw.get("summary") or {})
+    exposure = entry.get("exposure")
+    if exposure:  # what a person on the LAN opens, first: the address the exposure gives, else how to find it
+        summary["endpoints"] = [{"name": exposure["title"], "url": exposure["url"], "note": exposure["how"]}, *(summary.get("endpoints") or [])]
+    return normalize_component({**raw, "summary": summary, "name": name, "layer": entry["layer"], "needs": entry["needs"]}, inventory["namespace"])
 
 
 def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[str, Any]:

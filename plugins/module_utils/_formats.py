@@ -328,6 +328,7 @@ FORMATS: List[Tuple[str, Check, str]] = [
 
 # Bounds of the whole numbers of the roles: (lowest, highest), past which the value is a slip, not a choice.
 BOUNDS: Dict[str, Tuple[int, int]] = {
+    "*_node_port": (0, 65535),  # 0: Kubernetes picks; the exposure checks the node port range
     "*_port": (1, 65535),
     "*_replicas": (1, 20),
     "longhorn_replica_count": (0, 10),

@@ -46,6 +46,12 @@ POOLINGS = ("none", "mean", "cls", "last")
 DISTRIBUTIONS = ("k3s", "generic")
 # where each distribution runs its ingress controller: k3s ships Traefik in kube-system
 INGRESS_NAMESPACES = {"k3s": "kube-system", "generic": "ingress-nginx"}
+# the IngressClass each distribution's controller answers to ("": the cluster's default class)
+INGRESS_CLASSES = {"k3s": "traefik", "generic": ""}
+# how LoadBalancer Services get their address: k3s's ServiceLB takes host ports on every node (Traefik holds 80 and
+# 443 there); an address pool (MetalLB, kube-vip, Cilium) gives each Service its own address (loadBalancerIP)
+LOAD_BALANCERS = ("servicelb", "address-pool")
+DEFAULT_LOAD_BALANCERS = {"k3s": "servicelb", "generic": "address-pool"}
 DEPLOY_MODES = ("render", "apply")
 
 # Shared variables of the controller and their defaults (documented in roles/preflight/meta/argument_specs.yml,
@@ -76,6 +82,9 @@ DEFAULTS: Dict[str, Any] = {
     "homelab_ai_network_policies": True,
     # where the ingress controller runs; empty: the distribution's (Traefik in kube-system on k3s, else ingress-nginx)
     "homelab_ai_ingress_namespace": "",
+    # empty: the distribution's (k3s: servicelb, traefik)
+    "homelab_ai_load_balancer": "",
+    "homelab_ai_ingress_class": "",
 }
 SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
     {
@@ -189,6 +198,8 @@ class Flux:
 class Network:
     enabled: bool
     ingress_namespaces: List[str]
+    load_balancer: str = "servicelb"  # LOAD_BALANCERS
+    ingress_class: str = "traefik"  # "": the cluster's default IngressClass
 
 
 @dataclass
@@ -275,7 +286,19 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
     ingress = values["homelab_ai_ingress_namespace"] or INGRESS_NAMESPACES.get(str(distribution), "ingress-nginx")
     if not isinstance(ingress, str) or not _DNS_LABEL.match(ingress):
         problems.append(Problem("homelab_ai_ingress_namespace", f"{ingress!r} is not a namespace name", "use the namespace the ingress controller runs in"))
-    network = Network(_bool("homelab_ai_network_policies", values["homelab_ai_network_policies"], problems, True), [str(ingress)])
+    load_balancer = values["homelab_ai_load_balancer"] or DEFAULT_LOAD_BALANCERS.get(str(distribution), "address-pool")
+    if load_balancer not in LOAD_BALANCERS:
+        problems.append(
+            Problem(
+                "homelab_ai_load_balancer",
+                f"{load_balancer!r} is not a kind of load balancer{suggest(str(load_balancer), LOAD_BALANCERS)}",
+                "use servicelb (k3s's own, host ports on every node) or address-pool (MetalLB, kube-vip, Cilium: an address per Service)",
+            )
+        )
+    ingress_class = values["homelab_ai_ingress_class"] or INGRESS_CLASSES.get(str(distribution), "")
+    network = Network(
+        _bool("homelab_ai_network_policies", values["homelab_ai_network_policies"], problems, True), [str(ingress)], str(load_balancer), str(ingress_class)
+    )
     warnings: List[str] = []
     nodes = [_node(host, hvars, problems, warnings) for host, hvars in hosts.items()]
     # a node whose GPU entry (declared, detected or its sharing) is wrong has been reported already: its models are not "without GPU"

@@ -10,11 +10,13 @@ against that role's ``meta/argument_specs.yml``, sizes that are not Kubernetes q
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
 from ._comfyui import CHECKPOINT_SUFFIXES, fixed_arg
+from ._exposure import Exposure, exposure_problems
 from ._formats import variable_problems
 from ._inventory import NODE_VARIABLES, SHARED_VARIABLES, build_inventory, check_variable_names
 from ._problems import InputError, Problem
@@ -56,7 +58,10 @@ def spec_problems(role: str, options: Mapping[str, Any], values: Mapping[str, An
     result = ArgumentSpecValidator(_strip_docs(spec)).validate(given)
     problems: List[Problem] = []
     for error in result.errors:
-        problems.append(Problem(f"role {role}", str(error), f"see roles/{role}/meta/argument_specs.yml for the variable's type and choices"))
+        # Ansible's messages name the variable ("value of open_webui_expose must be one of ..."): the input is that one
+        named = [name for name in given if re.search(rf"\b{re.escape(name)}\b", str(error))]
+        where = max(named, key=len) if named else f"role {role}"
+        problems.append(Problem(where, str(error), f"see roles/{role}/meta/argument_specs.yml for the variable's type and choices"))
     return problems
 
 
@@ -170,7 +175,13 @@ def _wiring(
         namespace=inventory["namespace"],
         models=inventory["models"],
         secret_file=lambda component, layer, secret: os.path.join(inventory["tree_dir"], secret_path({"name": component, "layer": layer}, secret)),
+        network=inventory["network"],
+        node_address=inventory["nodes"][0]["name"] if inventory["nodes"] else "",
     )
+    exposures = [
+        Exposure(**{k: v for k, v in e["exposure"].items() if k not in ("url", "how", "title")}) for e in wiring.values() if e["enabled"] and e["exposure"]
+    ]
+    problems.extend(exposure_problems(exposures, inventory["network"]["load_balancer"], inventory["distribution"]))
     for index, model in enumerate(inventory["models"]):
         backend = wiring.get(model["backend"])
         if backend is not None and not backend["enabled"]:
@@ -237,7 +248,6 @@ def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Ma
                     f"use one of {', '.join(embedders)}" if embedders else "add an embedding model (mode: embedding) to homelab_ai_models, or leave it empty",
                 )
             )
-    problems.extend(_address_problems(value, role_specs))
     scaled = [m["name"] for m in inventory["models"] if m["backend"] == "llamacpp" and m["scale_to_zero"]]
     if (
         scaled
@@ -306,26 +316,6 @@ def _stable_diffusion_problems(value: Any) -> List[Problem]:
             )
         )
     return problems
-
-
-def _address_problems(value: Any, role_specs: Mapping[str, Mapping[str, Any]]) -> List[Problem]:
-    """Two LoadBalancer Services that claim one address and port: the second never gets it."""
-    claims: Dict[Tuple[str, int], List[str]] = {}
-    for role, options in sorted(role_specs.items()):
-        if f"{role}_load_balancer_ip" not in options or not value(role, f"{role}_enabled"):
-            continue
-        address = value(role, f"{role}_load_balancer_ip")
-        if address and value(role, f"{role}_service_type") == "LoadBalancer":
-            claims.setdefault((str(address), int(value(role, f"{role}_port"))), []).append(f"{role}_load_balancer_ip")
-    return [
-        Problem(
-            " and ".join(names),
-            f"claim the same address and port {address}:{port}; the load balancer gives it to one Service only",
-            "give each Service its own address, or another port",
-        )
-        for (address, port), names in sorted(claims.items())
-        if len(names) > 1
-    ]
 
 
 def _age(variables: Mapping[str, Any], env: Optional[Mapping[str, str]], problems: List[Problem]) -> Tuple[str, List[str]]:

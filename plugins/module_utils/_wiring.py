@@ -14,7 +14,7 @@ Every component role declares itself in ``roles/<role>/meta/component.yml``::
       path: /v1
       secret: litellm               # the Secret a client needs (the master key)
       model: stable_diffusion_model # what a client asks for, where the component serves one thing (image generation)
-      ingress: {enabled: litellm_ingress_enabled, host: litellm_ingress_host, tls: litellm_ingress_tls_secret}
+    exposes: {...}                  # what people on the LAN reach, and how (_exposure.py)
     consumes: [{name: llamacpp}, {name: ollama}]   # required: true when it cannot work without
 
 The preflight reads every declaration with the inventory's values and puts the result into ``homelab_ai_inventory``
@@ -32,13 +32,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from ._exposure import resolve_exposure, urls
 from ._problems import Problem
 
 __all__ = ["DECLARATION", "build_wiring", "load_declarations", "service_url"]
 
 DECLARATION = os.path.join("meta", "component.yml")
-_KEYS = ("component", "enabled", "layer", "needs", "offers", "consumes")
-_OFFER_KEYS = ("service", "port", "path", "per_model", "secret", "model", "ingress")
+_KEYS = ("component", "enabled", "layer", "needs", "offers", "exposes", "consumes")
+_OFFER_KEYS = ("service", "port", "path", "per_model", "secret", "model")
 
 Value = Callable[[str, str], Any]  # (role, variable) -> the inventory's value, else the role's default
 
@@ -73,8 +74,11 @@ def build_wiring(
     namespace: str,
     models: List[Mapping[str, Any]],
     secret_file: Callable[[str, str, str], str],
+    network: Optional[Mapping[str, Any]] = None,
+    node_address: str = "",
 ) -> Tuple[Dict[str, Dict[str, Any]], List[Problem]]:
-    """``({component: wiring}, problems)``; ``secret_file(component, layer, secret)`` places a Secret's file."""
+    """``({component: wiring}, problems)``; ``secret_file(component, layer, secret)`` places a Secret's file;
+    ``network`` (the inventory's: load balancer, ingress class) and ``node_address`` decide the exposures."""
     wiring: Dict[str, Dict[str, Any]] = {}
     problems: List[Problem] = []
     for role, declaration in sorted(declarations.items()):
@@ -90,6 +94,7 @@ def build_wiring(
             "needs": list(declaration.get("needs") or []),
             "consumes": [dict(item) if isinstance(item, Mapping) else {"name": str(item)} for item in declaration.get("consumes") or []],
             "service": _offer(role, name, layer, declaration.get("offers"), value, namespace, models, secret_file),
+            "exposure": _exposure(role, name, declaration.get("exposes"), value, namespace, network or {}, node_address),
         }
         wiring[name] = entry
     for name, entry in sorted(wiring.items()):
@@ -139,8 +144,23 @@ def _offer(
     if offer.get("secret"):
         service["secret"] = str(offer["secret"])
         service["secret_file"] = secret_file(name, layer, str(offer["secret"]))
-    ingress = offer.get("ingress")
-    if ingress and _resolve(value, role, ingress["enabled"]) and _resolve(value, role, ingress["host"]):
-        scheme = "https" if _resolve(value, role, ingress.get("tls")) else "http"
-        service["external_url"] = f"{scheme}://{_resolve(value, role, ingress['host'])}{path}"
     return service
+
+
+def _exposure(
+    role: str, name: str, declared: Optional[Mapping[str, Any]], value: Value, namespace: str, network: Mapping[str, Any], node_address: str
+) -> Optional[Dict[str, Any]]:
+    if not declared:
+        return None
+    exposure = resolve_exposure(
+        role,
+        name,
+        declared,
+        lambda setting: _resolve(value, role, setting),
+        load_balancer=str(network.get("load_balancer") or "servicelb"),
+        ingress_class=str(network.get("ingress_class") or ""),
+        node_address=node_address,
+        cluster_url=service_url(str(declared["service"]), namespace, int(_resolve(value, role, declared["port"]))),
+    )
+    url, how = urls(exposure.to_dict(), str(declared.get("path") or "/"))
+    return {**exposure.to_dict(), "url": url, "how": how, "title": str(declared.get("name") or name)}

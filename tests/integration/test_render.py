@@ -243,3 +243,24 @@ def test_open_webui_offers_the_chat_models_litellm_routes(rendered):
     # every model LiteLLM routes but the embedding model, in its order; no arena model, no update check
     assert json.loads(env["OPENAI_API_CONFIGS"]) == {"0": {"enable": True, "model_ids": [m for m in routed if m != "qwen-embed"]}}
     assert (env["ENABLE_EVALUATION_ARENA_MODELS"], env["ENABLE_VERSION_UPDATE_CHECK"]) == ("False", "False")
+
+
+def test_on_k3s_servicelb_open_webui_comes_through_traefik_and_comfyui_on_a_node_port(collections, age_key, tmp_path):
+    """k3s's ServiceLB binds a LoadBalancer's port on every node, where Traefik holds 80: the UIs would stay pending."""
+    out = tmp_path / "out"
+    run = run_site(collections, EXAMPLE, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(out), "homelab_ai_load_balancer": "servicelb"})
+    assert run.rc == 0, run.output[-3000:]
+    objects = {(obj["kind"], obj["metadata"]["name"]): obj for _, obj in load_objects(out / "homelab")}
+    assert objects[("Service", "open-webui")]["spec"]["type"] == "ClusterIP"
+    ingress = objects[("Ingress", "open-webui")]["spec"]
+    assert ingress["ingressClassName"] == "traefik" and "host" not in ingress["rules"][0]
+    ui = objects[("Service", "stable-diffusion-ui")]["spec"]
+    assert ui["type"] == "NodePort" and "loadBalancerIP" not in ui
+    assert objects[("Ingress", "litellm")]["spec"]["ingressClassName"] == "traefik"
+    # what a browser opens, and Traefik (kube-system) and anyone on the node port may reach them
+    assert "Open WebUI              http://gpu-nvidia-01/  (Ingress, every host name of the nodes)" in run.output
+    assert "ComfyUI                 NodePort: `kubectl get svc` shows the port Kubernetes picked" in run.output
+    webui_policy = objects[("NetworkPolicy", "open-webui")]["spec"]["ingress"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}} in [peer for rule in webui_policy for peer in rule["from"]]
+    problems, _ = schema_problems(list(load_objects(out / "homelab")))
+    assert problems == []

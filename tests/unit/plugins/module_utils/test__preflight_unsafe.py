@@ -51,6 +51,17 @@ CASES: Dict[str, Tuple[Change, str]] = {
         shared(stable_diffusion_load_balancer_ip="10.10.2.25"),
         "open_webui_load_balancer_ip and stable_diffusion_load_balancer_ip",
     ),
+    "a LoadBalancer on Traefik's port under k3s's ServiceLB": (
+        shared(homelab_ai_load_balancer="servicelb", open_webui_expose="load-balancer"),
+        "open_webui_port",
+    ),
+    "two Ingresses that claim every host": (
+        shared(homelab_ai_load_balancer="servicelb", stable_diffusion_expose="ingress"),
+        "open_webui_ingress_host and stable_diffusion_ingress_host",
+    ),
+    "a node port outside the range": (shared(stable_diffusion_expose="node-port", stable_diffusion_node_port=8080), "stable_diffusion_node_port"),
+    "a load balancer kind that does not exist": (shared(homelab_ai_load_balancer="metallb"), "homelab_ai_load_balancer"),
+    "an exposure that does not exist": (shared(open_webui_expose="public"), "open_webui_expose"),
     "storage class with an injected volumeName": (shared(open_webui_storage_class="longhorn\n  volumeName: pvc-of-someone-else"), "open_webui_storage_class"),
     "storage class in upper case": (shared(qdrant_storage_class="Longhorn"), "qdrant_storage_class"),
     "PVC name with a slash": (shared(ollama_pvc_name="ollama/models"), "ollama_pvc_name"),

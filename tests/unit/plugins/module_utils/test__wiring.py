@@ -31,7 +31,7 @@ def test_the_example_wiring(age_key):
     litellm = wiring["litellm"]
     assert litellm["enabled"] and litellm["layer"] == "apps" and litellm["needs"] == ["llamacpp", "ollama"]
     assert litellm["service"]["url"] == "http://litellm.ai.svc.cluster.local:4000/v1"
-    assert litellm["service"]["external_url"] == "http://llm.home.arpa/v1"
+    assert (litellm["exposure"]["url"], litellm["exposure"]["kind"]) == ("http://llm.home.arpa/v1", "ingress")
     assert litellm["service"]["secret_file"] == "/x/build/homelab/apps/litellm/secret-litellm.sops.yaml"
     assert wiring["llamacpp"]["service"]["models"]["qwen-embed"] == {
         "service": "llamacpp-qwen-embed",
@@ -45,9 +45,10 @@ def test_the_example_wiring(age_key):
 def test_the_wiring_follows_the_role_variables(age_key):
     wiring = example_preflight(age_key, litellm_port=4444, litellm_ingress_tls_secret="tls", qdrant_enabled=False, homelab_ai_namespace="llm")["wiring"]
     assert wiring["litellm"]["service"]["url"] == "http://litellm.llm.svc.cluster.local:4444/v1"
-    assert wiring["litellm"]["service"]["external_url"] == "https://llm.home.arpa/v1"
+    assert wiring["litellm"]["exposure"]["url"] == "https://llm.home.arpa/v1"
     assert wiring["qdrant"]["enabled"] is False
-    assert "external_url" not in example_preflight(age_key, litellm_ingress_enabled=False)["wiring"]["litellm"]["service"]
+    hidden = example_preflight(age_key, litellm_ingress_enabled=False)["wiring"]["litellm"]["exposure"]
+    assert hidden["kind"] == "none" and hidden["url"] == "" and hidden["how"].startswith("in the cluster only: http://litellm.ai.svc")
 
 
 def test_a_consumer_without_what_it_needs_is_refused(age_key):
