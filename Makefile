@@ -46,14 +46,24 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SOPS_AGE_KEY_FILE := $(AGE_KEY)
 
-.PHONY: help run test install lint unit integration molecule bench bench-gateway bench-vram age-key clean
+.PHONY: help run check test install age-key lint unit integration molecule bench bench-gateway bench-vram clean
 
+# every target of .PHONY, with what it does (tests/unit/test_makefile.py keeps the two lists equal)
 help:
-	@echo "make run     set up and run site.yml on $(INVENTORY) (render mode: writes build/<cluster>/)"
-	@echo "make test    lint, unit, integration and molecule tests"
-	@echo "make bench   benchmarks (results go into README.md by hand)"
+	@echo "make run            set up and run site.yml on $(INVENTORY) (render mode: writes build/<cluster>/)"
+	@echo "make check          after a rollout: ask every catalog model through LiteLLM (check.yml)"
+	@echo "make test           lint, unit, integration and molecule tests (what CI runs)"
+	@echo "make install        the controller's venv (.venv) and this collection, built and installed into .collections"
+	@echo "make age-key        an age key for SOPS at $(AGE_KEY), unless one is there"
+	@echo "make lint           ruff, mypy, yamllint, ansible-lint, changelog lint, ansible-doc of every plugin"
+	@echo "make unit           the unit tests"
+	@echo "make integration    the integration tests (builds llama-server and installs the real programs first)"
+	@echo "make molecule       the molecule scenarios"
+	@echo "make bench          benchmarks (results go into README.md by hand)"
 	@echo "make bench-gateway  what LiteLLM costs: time to first token and tokens/s through it and straight to llama-server"
-	@echo "make bench-vram  VRAM estimate against llama.cpp (builds llama.cpp first: ~9 min), into benchmarks/README-vram.md"
+	@echo "make bench-vram     VRAM estimate against llama.cpp (builds llama.cpp first: ~9 min), into benchmarks/README-vram.md"
+	@echo "make clean          remove .collections, .cache and build"
+	@echo "Variables: INVENTORY=$(INVENTORY) PLAYBOOK_ARGS='$(PLAYBOOK_ARGS)' PYTEST_ARGS='$(PYTEST_ARGS)'"
 
 # --- set-up -------------------------------------------------------------------------------------
 
@@ -142,6 +152,9 @@ age-key: $(VENV)/.main.stamp
 
 run: install age-key
 	$(BIN)/ansible-playbook -i $(INVENTORY) site.yml $(PLAYBOOK_ARGS)
+
+check: install
+	$(BIN)/ansible-playbook -i $(INVENTORY) check.yml $(PLAYBOOK_ARGS)
 
 # --- tests ---------------------------------------------------------------------------------------
 

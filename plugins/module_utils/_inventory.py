@@ -85,6 +85,9 @@ DEFAULTS: Dict[str, Any] = {
     # empty: the distribution's (k3s: servicelb, traefik)
     "homelab_ai_load_balancer": "",
     "homelab_ai_ingress_class": "",
+    # the StorageClass of every volume, and of the model caches; empty: Longhorn's (the preflight's _storage)
+    "homelab_ai_storage_class": "",
+    "homelab_ai_models_storage_class": "",
 }
 SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
     {

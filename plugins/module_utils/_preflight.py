@@ -141,6 +141,7 @@ def run_preflight(
         wiring, found = _wiring(variables, role_specs, declarations or {}, inventory)
         inventory["wiring"] = wiring
         problems.extend(found)
+        inventory["storage"] = _storage(_value(variables, role_specs), role_specs, problems)
         problems.extend(component_problems(variables, role_specs, inventory))
     key_file, recipients = _age(variables, env, problems)
     if problems:
@@ -193,6 +194,43 @@ def _wiring(
                 )
             )
     return wiring, problems
+
+
+def _storage(value: Any, role_specs: Mapping[str, Mapping[str, Any]], problems: List[Problem]) -> Dict[str, str]:
+    """The StorageClasses of the volumes: ``data`` (replicated) and ``models`` (caches a pull Job can fill again).
+
+    One switch for all, ``homelab_ai_storage_class``, else Longhorn's classes where Longhorn is on (its replicated
+    ``longhorn`` and its one-replica, node-local models class); a role's ``*_storage_class`` wins for its volume.
+    """
+    longhorn = bool(value("longhorn", "longhorn_enabled"))
+    longhorn_classes = ("longhorn", str(value("longhorn", "longhorn_models_storage_class")))
+    data = value("preflight", "homelab_ai_storage_class") or ("longhorn" if longhorn else "")
+    models = value("preflight", "homelab_ai_models_storage_class") or (longhorn_classes[1] if longhorn and data == "longhorn" else data)
+    unnamed = [
+        name
+        for role, options in sorted(role_specs.items())
+        if role != "longhorn" and value(role, f"{role}_enabled")
+        for name in options
+        if name.endswith("_storage_class") and not value(role, name)
+    ]
+    if not data and unnamed:
+        problems.append(
+            Problem(
+                "homelab_ai_storage_class",
+                f"is empty and longhorn_enabled is false: the volumes of {', '.join(unnamed)} would have no StorageClass",
+                "name the cluster's StorageClass (`kubectl get storageclass`; local-path on k3s), or longhorn_enabled: true",
+            )
+        )
+    if not longhorn:
+        roles = sorted(role for role in role_specs if role != "longhorn")  # its own models class is what it would create
+        named = [(name, value(role, name)) for role in roles for name in role_specs[role] if name.endswith("_storage_class")]
+        named += [("homelab_ai_storage_class", data), ("homelab_ai_models_storage_class", models)]
+        for name, chosen in named:
+            if chosen in longhorn_classes and (value("preflight", name) if name.startswith("homelab_ai_") else True):
+                problems.append(
+                    Problem(name, f"is Longhorn's class {chosen!r}, and longhorn_enabled is false", "name the cluster's StorageClass, or leave a role's empty")
+                )
+    return {"data": str(data), "models": str(models)}
 
 
 def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Mapping[str, Any]], inventory: Mapping[str, Any]) -> List[Problem]:

@@ -15,7 +15,8 @@ description:
     (C(homelab_ai_gpus), C(homelab_ai_gpu_sharing), C(homelab_ai_node_name), C(homelab_ai_node_labels), and
     C(homelab_ai_gpu_facts) where M(homelab.ai.gpu_facts) ran on the node).
   - A node that declares no C(homelab_ai_gpus) is planned with the GPUs M(homelab.ai.gpu_facts) found; where both exist
-    they are compared, and a node with fewer GPUs or less memory than declared is a problem (other differences warn).
+    they are compared. A node with fewer GPUs than declared is a problem; where a GPU has less memory than declared,
+    the node's figure is planned with and a warning says so (other differences warn).
   - C(homelab_ai_gpu_sharing) (C(exclusive), or a mapping with C(replicas)) is the sharing knob for every GPU of a node that sets
     no C(sharing) of its own.
   - Validates the model catalog (unknown keys, backends, sources, nodes, duplicate names), the GPUs (vendor, memory,

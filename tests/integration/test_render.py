@@ -264,3 +264,16 @@ def test_on_k3s_servicelb_open_webui_comes_through_traefik_and_comfyui_on_a_node
     assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}} in [peer for rule in webui_policy for peer in rule["from"]]
     problems, _ = schema_problems(list(load_objects(out / "homelab")))
     assert problems == []
+
+
+def test_the_summary_is_plain_lines_without_this_checkouts_ansible_cfg(collections, age_key, tmp_path):
+    """As an installed collection runs: Ansible's own defaults (ansible.builtin.debug would print one JSON line)."""
+    bare = tmp_path / "ansible.cfg"
+    bare.write_text("[defaults]\n")
+    out = tmp_path / "out"
+    run = run_site(collections, EXAMPLE, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(out)}, env={"ANSIBLE_CONFIG": str(bare)}, cwd=tmp_path)
+    assert run.rc == 0, run.output[-3000:]
+    lines = run.output.splitlines()
+    assert f"GitOps tree: {out / 'homelab'}  (93 created, 0 updated, 0 removed, 0 unchanged)" in lines
+    assert "Endpoints:" in lines and "  Open WebUI              http://10.10.2.25/  (LoadBalancer)" in lines
+    assert not [line for line in lines if "GitOps tree" in line and ("\\n" in line or '"' in line)]

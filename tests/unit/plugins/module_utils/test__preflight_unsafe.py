@@ -60,6 +60,11 @@ CASES: Dict[str, Tuple[Change, str]] = {
         "open_webui_ingress_host and stable_diffusion_ingress_host",
     ),
     "a node port outside the range": (shared(stable_diffusion_expose="node-port", stable_diffusion_node_port=8080), "stable_diffusion_node_port"),
+    "Longhorn off and no other storage class": (shared(longhorn_enabled=False), "homelab_ai_storage_class"),
+    "Longhorn off but a volume on its class": (
+        shared(longhorn_enabled=False, homelab_ai_storage_class="local-path", open_webui_storage_class="longhorn"),
+        "open_webui_storage_class",
+    ),
     "a load balancer kind that does not exist": (shared(homelab_ai_load_balancer="metallb"), "homelab_ai_load_balancer"),
     "an exposure that does not exist": (shared(open_webui_expose="public"), "open_webui_expose"),
     "storage class with an injected volumeName": (shared(open_webui_storage_class="longhorn\n  volumeName: pvc-of-someone-else"), "open_webui_storage_class"),
@@ -276,3 +281,17 @@ def test_every_problem_is_reported_at_once(age_key):
 def test_the_cases_are_yaml_safe():
     # the payloads survive a YAML round trip, as in an inventory file
     assert yaml.safe_load(yaml.safe_dump({"x": INJECTION}))["x"] == INJECTION
+
+
+def test_longhorn_off_with_one_storage_class_for_all(age_key):
+    variables, hosts = example_inventory()
+    inventory, _ = run_preflight(
+        {**variables, "longhorn_enabled": False, "homelab_ai_storage_class": "local-path", "homelab_ai_sops_age_key_file": age_key},
+        hosts,
+        SPECS,
+        declarations=DECLARATIONS,
+        cwd="/x",
+    )
+    assert inventory["storage"] == {"data": "local-path", "models": "local-path"}
+    default, _ = run_preflight({**variables, "homelab_ai_sops_age_key_file": age_key}, hosts, SPECS, declarations=DECLARATIONS, cwd="/x")
+    assert default["storage"] == {"data": "longhorn", "models": "longhorn-models"}
