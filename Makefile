@@ -166,8 +166,7 @@ lint: $(VENV)/.test.stamp install
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint
 	$(BIN)/antsibull-changelog lint
-	for m in $$(ls plugins/modules/*.py | xargs -n1 basename | sed 's/\.py$$//'); do $(BIN)/ansible-doc homelab.ai.$$m >/dev/null; done
-	for l in $$(ls plugins/lookup/*.py | xargs -n1 basename | sed 's/\.py$$//'); do $(BIN)/ansible-doc -t lookup homelab.ai.$$l >/dev/null; done
+	ANSIBLE_DOC=$(BIN)/ansible-doc scripts/check-docs.sh
 
 unit: $(VENV)/.test.stamp
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)

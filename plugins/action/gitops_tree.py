@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any, Dict, Optional
 
 from ansible.plugins.action import ActionBase
 
@@ -21,7 +22,7 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("path", "components", "age_recipients", "files", "flux_path", "flux_source", "prune_secrets", "secrets", "network"))
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         result = super().run(tmp, task_vars)
         args = self._task.args
         missing = [name for name in ("path", "age_recipients", "flux_path", "flux_source") if not args.get(name)]

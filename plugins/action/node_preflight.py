@@ -9,6 +9,7 @@ user) on the controller. The checks live in module_utils/_node_bootstrap.py.
 from __future__ import annotations
 
 import getpass
+from typing import Any, Dict, Optional
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
@@ -31,7 +32,7 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(_SPEC)
 
-    def _remote_user(self):
+    def _remote_user(self) -> Optional[str]:
         """The user SSH logs in as, from wherever the inventory, config, play or command line set it (None if nowhere)."""
         try:
             user = self._connection.get_option("remote_user")
@@ -39,7 +40,7 @@ class ActionModule(ActionBase):
             user = None
         return user or self._play_context.remote_user or None
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         validated = ArgumentSpecValidator(_SPEC).validate(self._task.args)

@@ -9,6 +9,7 @@ node host's variables and every role's argument spec. The checks live in module_
 from __future__ import annotations
 
 import os
+from typing import Any, Dict, Optional
 
 from ansible.plugins.action import ActionBase
 
@@ -22,9 +23,9 @@ _ROLES_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "roles")
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset()
+    _VALID_ARGS: frozenset = frozenset()
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         specs = load_role_specs(_ROLES_DIR)

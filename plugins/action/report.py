@@ -9,6 +9,8 @@ summary as one unreadable line. This prints the text itself, line by line, whate
 
 from __future__ import annotations
 
+from typing import Any, Dict, Optional
+
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -19,7 +21,7 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset({"text"})
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         result = super().run(tmp, task_vars)
         text = str(self._task.args.get("text") or "")
         # to the console and to ANSIBLE_LOG_PATH, as the play's own output goes

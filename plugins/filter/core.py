@@ -1,8 +1,10 @@
 # Copyright: homelab.ai contributors
 # Apache License 2.0 (see LICENSE)
-"""Filters of homelab.ai: thin wrappers over module_utils (documented in the README and in each *.yml)."""
+"""Filters of homelab.ai: thin wrappers over module_utils, each documented in plugins/filter/<name>.yml."""
 
 from __future__ import annotations
+
+from typing import Any, Callable, Dict
 
 from ansible.errors import AnsibleFilterError
 
@@ -15,25 +17,19 @@ from ansible_collections.homelab.ai.plugins.module_utils._components import (
     gpu_workloads_of,
 )
 from ansible_collections.homelab.ai.plugins.module_utils._exposure import ingress_object, service_fields
-from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
-    gpu_node_labels,
-    intel_plugin_groups,
-    node_feature_rules,
-    nvidia_device_plugin_config,
-    nvidia_device_plugin_configmap,
-)
-from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_pod, gpu_resource, node_gpu
+from ansible_collections.homelab.ai.plugins.module_utils._gpus import intel_plugin_groups, node_feature_rules, nvidia_device_plugin_configmap
+from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_pod, node_gpu
 from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config
 from ansible_collections.homelab.ai.plugins.module_utils._llama_server import embedding_args
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
 from ansible_collections.homelab.ai.plugins.module_utils._pull_job import code_configmap, pull_job, pull_wait_container
-from ansible_collections.homelab.ai.plugins.module_utils._quantity import QuantityError, to_bytes, to_quantity
+from ansible_collections.homelab.ai.plugins.module_utils._quantity import QuantityError, to_bytes
 from ansible_collections.homelab.ai.plugins.module_utils._scale_to_zero import elasti_trigger
 from ansible_collections.homelab.ai.plugins.module_utils._yaml import dump
 
 
-def _wrap(func):
-    def wrapper(*args, **kwargs):
+def _wrap(func: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except (InputError, QuantityError, ValueError, KeyError) as exc:
@@ -45,7 +41,7 @@ def _wrap(func):
 
 
 class FilterModule:
-    def filters(self):
+    def filters(self) -> Dict[str, Callable[..., Any]]:
         return {
             "delivery_plan": _wrap(delivery_plan),
             "component": _wrap(describe_component),
@@ -53,17 +49,13 @@ class FilterModule:
             "endpoints": _wrap(endpoints),
             "gpu_workloads_of": _wrap(gpu_workloads_of),
             "litellm_config": _wrap(litellm_config),
-            "gpu_resource": _wrap(gpu_resource),
             "cache_size": _wrap(cache_size),
             "node_gpu": _wrap(node_gpu),
             "gpu_pod": _wrap(gpu_pod),
-            "gpu_node_labels": _wrap(gpu_node_labels),
             "node_feature_rules": _wrap(node_feature_rules),
-            "nvidia_device_plugin_config": _wrap(nvidia_device_plugin_config),
             "nvidia_device_plugin_configmap": _wrap(nvidia_device_plugin_configmap),
             "intel_plugin_groups": _wrap(intel_plugin_groups),
             "to_bytes": _wrap(to_bytes),
-            "to_quantity": _wrap(to_quantity),
             "to_nice_k8s_yaml": _wrap(dump),
             "elasti_trigger": _wrap(elasti_trigger),
             "pull_job": _wrap(pull_job),

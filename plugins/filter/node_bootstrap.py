@@ -1,16 +1,19 @@
 # Copyright: homelab.ai contributors
 # Apache License 2.0 (see LICENSE)
-"""Filters of the node bootstrap: thin wrappers over module_utils/_node_bootstrap.py and _kernel_cmdline.py."""
+"""Filters of the node bootstrap: thin wrappers over module_utils/_node_bootstrap.py and _kernel_cmdline.py, each
+documented in plugins/filter/<name>.yml."""
 
 from __future__ import annotations
 
+from typing import Any, Callable, Dict, Mapping
+
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.homelab.ai.plugins.module_utils._kernel_cmdline import CmdlineError, format_args, missing
-from ansible_collections.homelab.ai.plugins.module_utils._node_bootstrap import gtt_kernel_args, node_plan
+from ansible_collections.homelab.ai.plugins.module_utils._kernel_cmdline import CmdlineError, format_args
+from ansible_collections.homelab.ai.plugins.module_utils._node_bootstrap import node_plan
 
 
-def node_bootstrap_plan(gpus, info, settings):
+def node_bootstrap_plan(gpus: Any, info: Mapping[str, Any], settings: Mapping[str, Any]) -> Dict[str, Any]:
     """What the node bootstrap does on a node (see node_plan)."""
     try:
         return node_plan(gpus, info, settings)
@@ -18,15 +21,7 @@ def node_bootstrap_plan(gpus, info, settings):
         raise AnsibleFilterError(f"homelab.ai.node_bootstrap_plan: {exc}") from exc
 
 
-def kernel_args_missing(cmdline, args):
-    """The arguments of ``args`` that ``cmdline`` (a running kernel's) lacks."""
-    try:
-        return missing(str(cmdline or ""), args)
-    except CmdlineError as exc:
-        raise AnsibleFilterError(f"homelab.ai.kernel_args_missing: {exc}") from exc
-
-
-def kernel_args_string(args):
+def kernel_args_string(args: Any) -> str:
     """``name=value ...`` for a mapping of kernel arguments."""
     try:
         return format_args(args)
@@ -35,10 +30,8 @@ def kernel_args_string(args):
 
 
 class FilterModule:
-    def filters(self):
+    def filters(self) -> Dict[str, Callable[..., Any]]:
         return {
             "node_bootstrap_plan": node_bootstrap_plan,
-            "kernel_args_missing": kernel_args_missing,
             "kernel_args_string": kernel_args_string,
-            "gtt_kernel_args": lambda size: gtt_kernel_args(int(size)),
         }

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, List, Optional
+
 DOCUMENTATION = r"""
 ---
 name: components
@@ -35,6 +37,6 @@ from ansible_collections.homelab.ai.plugins.module_utils._components import coll
 
 
 class LookupModule(LookupBase):
-    def run(self, terms, variables=None, **kwargs):
+    def run(self, terms: List[Any], variables: Optional[Dict[str, Any]] = None, **kwargs: Any) -> List[Any]:
         # a list of one list: lookup() and query() both hand back the list of components
         return [collect_components(variables or {})]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 __all__ = ["UNIT_DIRS", "gather_node_info"]
 
@@ -97,7 +97,7 @@ def units(root: str, names: Sequence[str]) -> Dict[str, bool]:
     return found
 
 
-def boot_loader(root: str, which=shutil.which) -> Dict[str, Any]:
+def boot_loader(root: str, which: Callable[[str], Optional[str]] = shutil.which) -> Dict[str, Any]:
     """The boot loader files and tools a kernel argument change goes through."""
     return {
         "grub_defaults": os.path.isfile(_under(root, "/etc/default/grub")),
@@ -117,7 +117,7 @@ def gather_node_info(
     root: str = "/",
     kernel_modules_wanted: Sequence[str] = (),
     unit_names: Sequence[str] = (),
-    which=shutil.which,
+    which: Callable[[str], Optional[str]] = shutil.which,
 ) -> Dict[str, Any]:
     """Everything above as one dict (the module's return value)."""
     release = (_read(os.path.join(proc, "sys", "kernel", "osrelease")) or "").strip() or None

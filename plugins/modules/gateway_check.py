@@ -54,11 +54,8 @@ options:
     description: Seconds one model's request may take (a model scaled to zero starts first).
     type: float
     default: 300
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - homelab.ai.attributes
 """
 
 EXAMPLES = r"""

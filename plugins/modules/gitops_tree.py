@@ -62,12 +62,11 @@ options:
     description: Further generated files by relative path, for example the VRAM plan.
     type: dict
     default: {}
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.action
 attributes:
-  check_mode:
-    support: full
   diff_mode:
-    support: full
-  action:
     support: full
 """
 

@@ -33,13 +33,9 @@ options:
   nvidia_smi:
     description: The C(nvidia-smi) binary; by default C(nvidia-smi) on E(PATH) where present.
     type: path
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  facts:
-    support: full
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.facts
 notes:
   - A GPU whose driver reports no memory (mainline i915, or NVIDIA without C(nvidia-smi)) is listed with C(memory) null
     and a warning; declare its memory in C(homelab_ai_gpus).
@@ -114,6 +110,8 @@ ansible_facts:
           elements: str
 """
 
+from typing import Sequence, Tuple
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.ai.plugins.module_utils._gpu_facts import gather_gpu_facts
@@ -131,7 +129,7 @@ def main() -> None:
     params = module.params
     nvidia_smi = params["nvidia_smi"] or module.get_bin_path("nvidia-smi") or ""
 
-    def runner(argv):
+    def runner(argv: Sequence[str]) -> Tuple[int, str, str]:
         return module.run_command(list(argv))
 
     facts = gather_gpu_facts(params["sysfs_root"], params["dev_root"], nvidia_smi=nvidia_smi, runner=runner)

@@ -36,9 +36,9 @@ options:
     description: The shell variable of a GRUB defaults file (C(format=grub)).
     type: str
     default: GRUB_CMDLINE_LINUX
+extends_documentation_fragment:
+  - homelab.ai.attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
 seealso:
@@ -114,8 +114,8 @@ def main() -> None:
     if changed and not module.check_mode:
         directory = os.path.dirname(path) or "."
         os.makedirs(directory, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=".homelab-ai-", dir=directory)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        descriptor, temp = tempfile.mkstemp(prefix=".homelab-ai-", dir=directory)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
             out.write(new_text)
         if os.path.exists(path):
             os.chmod(temp, os.stat(path).st_mode & 0o7777)

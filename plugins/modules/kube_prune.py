@@ -51,11 +51,8 @@ options:
   context:
     description: Kubeconfig context.
     type: str
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - homelab.ai.attributes
 """
 
 EXAMPLES = r"""

@@ -84,12 +84,12 @@ options:
     description: Seconds to wait for another run that downloads the same file.
     type: float
     default: 3600
+extends_documentation_fragment:
+  - homelab.ai.attributes
 attributes:
   check_mode:
     support: full
     details: Asks the source for the size (a HEAD request, a manifest) and reports what would be downloaded.
-  diff_mode:
-    support: none
 notes:
   - Uses only the Python standard library, so it runs on any node and inside a stock Python image.
 seealso:

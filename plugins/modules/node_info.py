@@ -44,11 +44,8 @@ options:
     type: list
     elements: str
     default: []
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - homelab.ai.attributes
 seealso:
   - module: homelab.ai.kernel_cmdline
   - module: homelab.ai.gpu_facts

@@ -48,13 +48,9 @@ options:
     description: Address of the Kubernetes API that joining nodes use; by default the first server's C(ansible_host).
     type: str
     default: ""
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  action:
-    support: full
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.action
 notes:
   - Runs on the controller only.
 seealso:

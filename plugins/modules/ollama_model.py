@@ -44,11 +44,8 @@ options:
       - Base URL of the registry (default C(https://<registry of the name>)). Only used in check mode with
         C(state=latest), to compare Ollama's digest with the registry's manifest without pulling.
     type: str
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - homelab.ai.attributes
 seealso:
   - module: homelab.ai.model_pull
 """

@@ -26,13 +26,9 @@ description:
   - On success sets the fact C(homelab_ai_inventory), the normalised inventory the roles render from.
 author: homelab.ai developers
 options: {}
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  action:
-    support: full
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.action
 notes:
   - Runs on the controller only.
 """

@@ -20,13 +20,9 @@ options:
     description: The text to print.
     type: str
     required: true
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  action:
-    support: full
+extends_documentation_fragment:
+  - homelab.ai.attributes
+  - homelab.ai.attributes.action
 notes:
   - Runs on the controller only. Never pass it a secret value.
 """

@@ -82,9 +82,9 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - homelab.ai.attributes
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: partial
     details: The diff names the keys that change, never their values.
@@ -235,10 +235,11 @@ def _checksum(path: str, pending: bool) -> str:
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def _key_spec(module: AnsibleModule, name: str, raw: object, value: str | None) -> KeySpec:
-    raw = raw or {}
+def _key_spec(module: AnsibleModule, name: str, given: object, value: str | None) -> KeySpec:
+    raw = given or {}
     if not isinstance(raw, dict):
         module.fail_json(msg=f"keys.{name}: must be a mapping with length, charset or prefix")
+        raise AssertionError  # fail_json exits
     unknown = sorted(set(raw) - {"length", "charset", "prefix"})
     if unknown:
         module.fail_json(msg=f"keys.{name}: unknown options {unknown}; use length, charset or prefix")

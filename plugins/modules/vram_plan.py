@@ -50,12 +50,12 @@ options:
   hf_token:
     description: A Hugging Face token for the headers of gated repositories.
     type: str
+extends_documentation_fragment:
+  - homelab.ai.attributes
 attributes:
   check_mode:
     support: full
     details: Headers are fetched (reading only) but not written to the cache.
-  diff_mode:
-    support: none
 notes:
   - The estimate is checked against llama.cpp's own buffer sizes by C(benchmarks/vram_accuracy.py).
   - For gated Hugging Face repositories give O(hf_token) (else C(HF_TOKEN) of the environment is used); it is sent to the

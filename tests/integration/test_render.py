@@ -277,3 +277,19 @@ def test_the_summary_is_plain_lines_without_this_checkouts_ansible_cfg(collectio
     assert f"GitOps tree: {out / 'homelab'}  (93 created, 0 updated, 0 removed, 0 unchanged)" in lines
     assert "Endpoints:" in lines and "  Open WebUI              http://10.10.2.25/  (LoadBalancer)" in lines
     assert not [line for line in lines if "GitOps tree" in line and ("\\n" in line or '"' in line)]
+
+
+def test_a_url_with_a_fragment_names_the_same_file_for_the_pull_job_and_the_server(collections, age_key, tmp_path):
+    # https://host/x/file.gguf#sha: the Job writes file.gguf, and the server and its init container wait for it
+    catalog = [{"name": "frag", "backend": "llamacpp", "source": "https://models.example/x/tiny.gguf#sha", "node": "strix-01", "size": "1Gi"}]
+    out = tmp_path / "out"
+    run = run_site(collections, EXAMPLE, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(out), "homelab_ai_models": catalog})
+    assert run.rc == 0, run.output[-3000:]
+    objects = {(obj["kind"], obj["metadata"]["name"]): obj for _, obj in load_objects(out / "homelab")}
+    pod = objects[("Deployment", "llamacpp-frag")]["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--model") + 1] == "/models/tiny.gguf"
+    assert pod["initContainers"][0]["command"][-1] == "/models/tiny.gguf"
+    (job,) = [obj for (kind, _), obj in objects.items() if kind == "Job" and obj["metadata"]["annotations"]["homelab.ai/model"] == "frag"]
+    spec = json.loads(job["spec"]["template"]["spec"]["containers"][0]["args"][1])
+    assert spec["dest"] == "/models" and "filename" not in spec  # the pull code names it by Source.filename: tiny.gguf
