@@ -7,7 +7,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.ai.plugins.module_utils._kernel_cmdline import CmdlineError, format_args, missing
-from ansible_collections.homelab.ai.plugins.module_utils._node_bootstrap import gtt_kernel_args, node_plan
+from ansible_collections.homelab.ai.plugins.module_utils._node_bootstrap import gtt_kernel_args, joining_k3s, node_plan
 
 
 def node_bootstrap_plan(gpus, info, settings):
@@ -34,6 +34,11 @@ def kernel_args_string(args):
         raise AnsibleFilterError(f"homelab.ai.kernel_args_string: {exc}") from exc
 
 
+def k3s_joining(hosts, hostvars):
+    """Of ``hosts``, those whose node bootstrap installs k3s in this run (see joining_k3s)."""
+    return joining_k3s({host: hostvars[host] for host in hosts or [] if host in hostvars})
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -41,4 +46,5 @@ class FilterModule:
             "kernel_args_missing": kernel_args_missing,
             "kernel_args_string": kernel_args_string,
             "gtt_kernel_args": lambda size: gtt_kernel_args(int(size)),
+            "k3s_joining": k3s_joining,
         }

@@ -76,6 +76,8 @@ DEFAULTS: Dict[str, Any] = {
     "homelab_ai_network_policies": True,
     # where the ingress controller runs; empty: the distribution's (Traefik in kube-system on k3s, else ingress-nginx)
     "homelab_ai_ingress_namespace": "",
+    # apply mode asks only the nodes that declare no homelab_ai_gpus (over SSH, playbooks/gpu_facts.yml); true: all of them
+    "homelab_ai_verify_gpus": False,
 }
 SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
     {
