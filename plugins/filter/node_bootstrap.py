@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Mapping
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.ai.plugins.module_utils._kernel_cmdline import CmdlineError, format_args
-from ansible_collections.homelab.ai.plugins.module_utils._node_bootstrap import node_plan
+from ansible_collections.homelab.ai.plugins.module_utils._node_bootstrap import joining_k3s, node_plan
 
 
 def node_bootstrap_plan(gpus: Any, info: Mapping[str, Any], settings: Mapping[str, Any]) -> Dict[str, Any]:
@@ -29,9 +29,15 @@ def kernel_args_string(args: Any) -> str:
         raise AnsibleFilterError(f"homelab.ai.kernel_args_string: {exc}") from exc
 
 
+def k3s_joining(hosts: Any, hostvars: Mapping[str, Any]) -> Any:
+    """Of ``hosts``, those whose node bootstrap installs k3s in this run (see joining_k3s)."""
+    return joining_k3s({host: hostvars[host] for host in hosts or [] if host in hostvars})
+
+
 class FilterModule:
     def filters(self) -> Dict[str, Callable[..., Any]]:
         return {
             "node_bootstrap_plan": node_bootstrap_plan,
             "kernel_args_string": kernel_args_string,
+            "k3s_joining": k3s_joining,
         }

@@ -88,6 +88,8 @@ DEFAULTS: Dict[str, Any] = {
     # the StorageClass of every volume, and of the model caches; empty: Longhorn's (the preflight's _storage)
     "homelab_ai_storage_class": "",
     "homelab_ai_models_storage_class": "",
+    # apply mode asks only the nodes that declare no homelab_ai_gpus (over SSH, playbooks/gpu_facts.yml); true: all of them
+    "homelab_ai_verify_gpus": False,
 }
 SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
     {

@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Dict, Optional
 
+from ._kube_access import load, resolve
 from ._prune import RECORD_NAMESPACE, Chart, Ref
 
 __all__ = ["KubeClient"]
@@ -14,9 +16,11 @@ __all__ = ["KubeClient"]
 
 class KubeClient:
     def __init__(self, kubeconfig: Optional[str] = None, context: Optional[str] = None):
-        from kubernetes import config, dynamic  # imported here: the module documents itself without the client
+        from kubernetes import client, dynamic  # imported here: the module documents itself without the client
 
-        self._client = dynamic.DynamicClient(config.new_client_from_config(config_file=kubeconfig, context=context))
+        # the cluster kubernetes.core's modules of the same run talk to (K8S_AUTH_* and a pod's service account included)
+        configuration = load(resolve(kubeconfig, context, os.environ)).configuration
+        self._client = dynamic.DynamicClient(client.ApiClient(configuration))
 
     def _api(self, api_version: str, kind: str) -> Any:
         return self._client.resources.get(api_version=api_version, kind=kind)

@@ -28,6 +28,7 @@ __all__ = [
     "check_node",
     "gtt_kernel_args",
     "gtt_size",
+    "joining_k3s",
     "node_plan",
     "normalise_gpus",
 ]
@@ -98,6 +99,19 @@ def normalise_gpus(where: str, raw: Any) -> Tuple[List[Dict[str, Any]], List[Pro
 
 
 # --- inventory checks (before connecting) ----------------------------------------------------------
+
+
+def _true(value: Any) -> bool:
+    """A boolean as Ansible's ``bool`` filter reads it (an extra var comes as a string)."""
+    return value is True or (not isinstance(value, bool) and str(value).strip().lower() in ("1", "true", "yes", "on", "y", "t"))
+
+
+def joining_k3s(hosts: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    """The hosts whose bootstrap installs k3s in this run (``node_bootstrap_enabled`` and ``node_bootstrap_k3s_join``).
+
+    Such a run may be making the cluster, so apply mode checks the way to it after the node bootstrap, not before.
+    """
+    return [host for host, hvars in hosts.items() if _true(hvars.get("node_bootstrap_enabled")) and _true(hvars.get("node_bootstrap_k3s_join"))]
 
 
 def check_node(

@@ -54,6 +54,13 @@ def test_apply_mode_applies_namespaces_first_then_each_component(applied):
     assert all(r.namespace == "ai" for r in applies if r.kind in ("Deployment", "StatefulSet", "Secret", "Service"))
 
 
+def test_the_way_to_the_cluster_is_checked_before_the_nodes(applied):
+    kube, run, _ = applied
+    output = " ".join(run.output.split())  # the YAML callback folds long lines
+    answered = output.index(f"the API server {kube.url} (v1.33.0) answers user fake of context fake in ")
+    assert output.index("PLAY [Check the way to the cluster (apply mode)]") < answered < output.index("PLAY [Find the GPUs of the nodes]")
+
+
 def test_apply_delivers_the_objects_render_writes(applied, collections, age_key, tmp_path):
     kube, _, _ = applied
     rendered = apply(collections, age_key, kube, tmp_path / "tree", mode="render")

@@ -7,7 +7,7 @@ from typing import Any, Dict
 
 import pytest
 
-from ansible_collections.homelab.ai.plugins.module_utils._node_bootstrap import check_node, gtt_kernel_args, gtt_size, node_plan, normalise_gpus
+from ansible_collections.homelab.ai.plugins.module_utils._node_bootstrap import check_node, gtt_kernel_args, gtt_size, joining_k3s, node_plan, normalise_gpus
 
 GIB = 2**30
 PACKAGES = {
@@ -85,6 +85,17 @@ def test_custom_groups_and_endpoint() -> None:
     )
     assert problems == []
     assert place == {"role": "agent", "first_server": "cp-01", "server_url": "https://k3s.lan:6443"}
+
+
+def test_a_run_installs_k3s_where_a_node_is_bootstrapped_and_joins() -> None:
+    hosts = {
+        "server-01": {"node_bootstrap_enabled": True, "node_bootstrap_k3s_join": True},
+        "agent-01": {"node_bootstrap_enabled": "true", "node_bootstrap_k3s_join": "yes"},  # as -e hands them over
+        "not-bootstrapped": {"node_bootstrap_k3s_join": True},
+        "no-join": {"node_bootstrap_enabled": True, "node_bootstrap_k3s_join": "false"},
+        "defaults": {},
+    }
+    assert joining_k3s(hosts) == ["server-01", "agent-01"]
 
 
 def test_bad_gpus_are_reported() -> None:

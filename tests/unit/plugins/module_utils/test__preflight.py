@@ -67,3 +67,13 @@ def test_scale_to_zero_without_a_prometheus_to_ask_is_refused(age_key):
     (problem,) = info.value.problems
     assert str(problem).startswith("llamacpp_prometheus_url: is empty and llamacpp_prometheus_install is false, but qwen3-30b-a3b, llama-3.3-70b scale to zero")
     run_preflight({**variables, "llamacpp_prometheus_url": "http://prometheus.monitoring.svc:9090"}, hosts, SPECS)
+
+
+def test_verifying_declared_gpus_is_a_bool_of_the_controller_or_of_one_node(age_key):
+    shared, hosts = example_inventory()
+    hosts["gpu-nvidia-01"]["homelab_ai_verify_gpus"] = True  # playbooks/gpu_facts.yml reads it per node
+    run_preflight({**shared, "homelab_ai_sops_age_key_file": age_key, "homelab_ai_verify_gpus": "yes"}, hosts, SPECS)
+    with pytest.raises(InputError) as info:
+        run_preflight({**shared, "homelab_ai_sops_age_key_file": age_key, "homelab_ai_verify_gpus": "sometimes"}, hosts, SPECS)
+    (problem,) = info.value.problems
+    assert "argument 'homelab_ai_verify_gpus' is of type str and we were unable to convert to bool" in str(problem)
