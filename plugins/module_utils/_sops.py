@@ -11,6 +11,7 @@ No plain value ever leaves this module: results name keys, never values.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import string
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -33,10 +35,13 @@ __all__ = [
     "SopsError",
     "SopsRunner",
     "age_recipients_from_key_file",
+    "checksum",
     "default_age_key_file",
     "find_sops",
     "generate_value",
     "how_to_make_an_age_key",
+    "keep_secrets",
+    "key_spec",
 ]
 
 ENCRYPTED_REGEX = "^(data|stringData)$"
@@ -279,3 +284,70 @@ def _normal(doc: Mapping[str, Any]) -> Dict[str, Any]:
         "type": doc.get("type", "Opaque"),
         "values": _values(doc),
     }
+
+
+def key_spec(name: str, raw: object, value: Optional[str]) -> KeySpec:
+    """How a key's value is generated (``raw``: ``length``, ``charset``, ``prefix``), unless ``value`` gives it."""
+    spec = raw or {}
+    if not isinstance(spec, dict):
+        raise ValueError(f"keys.{name}: must be a mapping with length, charset or prefix")
+    unknown = sorted(set(spec) - {"length", "charset", "prefix"})
+    if unknown:
+        raise ValueError(f"keys.{name}: unknown options {unknown}; use length, charset or prefix")
+    charset = str(spec.get("charset", "hex"))
+    if charset not in ("hex", "alnum"):
+        raise ValueError(f"keys.{name}.charset: {charset!r} is not hex or alnum")
+    length = int(spec.get("length", 64))
+    if length < 16:
+        raise ValueError(f"keys.{name}.length: {length} is too short for a secret; use 16 or more")
+    return KeySpec(value=value, length=length, charset=charset, prefix=str(spec.get("prefix") or ""))
+
+
+def checksum(path: str, pending: bool) -> str:
+    """sha256 of the encrypted file: it changes exactly when a value (or a recipient) does, and says nothing of the
+    values (pods carry it to restart when their Secret changes); ``pending`` where check mode would change it."""
+    if pending or not os.path.exists(path):
+        return "pending"
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def keep_secrets(
+    secrets: Sequence[Mapping[str, Any]], values: Mapping[str, Mapping[str, Any]], recipients: Sequence[str], key_file: str, check_mode: bool, sops: str = ""
+) -> List[Dict[str, Any]]:
+    """Keep each Secret of ``secrets`` (homelab.ai.delivery_secrets' entries) in its encrypted file, with the values of
+    ``values`` (secret name -> key -> value; empty means not given), in one go: what homelab.ai.sops_secrets returns
+    per Secret (the entry as ``item``, so that it reads like a loop's results). Values never appear in the result."""
+    runner = SopsRunner(find_sops(sops or None), age_key_file=key_file)
+
+    def keep(entry: Mapping[str, Any]) -> Dict[str, Any]:
+        given = {key: str(value) for key, value in (values.get(str(entry["name"])) or {}).items() if value is not None and value != ""}
+        names = sorted(set(entry.get("generate") or {}) | set(entry.get("value_vars") or {}))
+        keys = {name: key_spec(name, (entry.get("generate") or {}).get(name), given.get(name)) for name in names}
+        secret = SecretFile(
+            path=str(entry["path"]),
+            name=str(entry["name"]),
+            namespace=str(entry["namespace"]),
+            keys=keys,
+            recipients=list(recipients),
+            secret_type=str(entry.get("type") or "Opaque"),
+            labels=dict(entry.get("labels") or {}),
+            previous_path=entry.get("previous_path"),
+        )
+        plan = secret.plan(runner)
+        if plan.changed and not check_mode:
+            secret.write(runner, plan)
+        return {
+            "item": dict(entry),
+            "path": secret.path,
+            "keys": names,
+            "changed": plan.changed,
+            "action": plan.action,
+            "generated": plan.generated,
+            "reasons": plan.reasons,
+            "checksum": checksum(secret.path, plan.changed and check_mode),
+        }
+
+    # Each Secret has its own file; sops runs for each at once (decrypting is most of the time), results in order.
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(secrets)))) as pool:
+        return list(pool.map(keep, secrets))

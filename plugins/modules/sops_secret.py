@@ -148,21 +148,21 @@ reasons:
   elements: str
 """
 
-import hashlib
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.ai.plugins.module_utils._sops import (
     AgeKeyError,
-    KeySpec,
     SecretFile,
     SopsError,
     SopsRunner,
     age_recipients_from_key_file,
     check_recipients,
+    checksum,
     default_age_key_file,
     find_sops,
+    key_spec,
 )
 
 
@@ -197,7 +197,7 @@ def main() -> None:
         module.exit_json(changed=exists, action="removed" if exists else "unchanged", **result)
 
     try:
-        keys = {name: _key_spec(module, name, params["keys"].get(name), given.get(name)) for name in result["keys"]}
+        keys = {name: key_spec(name, params["keys"].get(name), given.get(name)) for name in result["keys"]}
         key_file = params["age_key_file"] or default_age_key_file()
         recipients = params["age_recipients"] or age_recipients_from_key_file(key_file)
         bad = check_recipients(recipients)
@@ -221,35 +221,10 @@ def main() -> None:
     except (AgeKeyError, SopsError, ValueError) as exc:
         module.fail_json(msg=str(exc), **result)
 
-    result.update(generated=plan.generated, reasons=plan.reasons, checksum=_checksum(path, plan.changed and module.check_mode))
+    result.update(generated=plan.generated, reasons=plan.reasons, checksum=checksum(path, plan.changed and module.check_mode))
     if module._diff and plan.changed:  # key names only: a diff of plain text would leak the values
         result["diff"] = {"before": "" if plan.action == "created" else f"{path}: encrypted\n", "after": f"{path}: {', '.join(plan.reasons)}\n"}
     module.exit_json(changed=plan.changed, action=plan.action, **result)
-
-
-def _checksum(path: str, pending: bool) -> str:
-    """sha256 of the encrypted file: it changes exactly when a value (or a recipient) does, and says nothing of the values."""
-    if pending or not os.path.exists(path):
-        return "pending"  # check mode: the file would change
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-
-
-def _key_spec(module: AnsibleModule, name: str, given: object, value: str | None) -> KeySpec:
-    raw = given or {}
-    if not isinstance(raw, dict):
-        module.fail_json(msg=f"keys.{name}: must be a mapping with length, charset or prefix")
-        raise AssertionError  # fail_json exits
-    unknown = sorted(set(raw) - {"length", "charset", "prefix"})
-    if unknown:
-        module.fail_json(msg=f"keys.{name}: unknown options {unknown}; use length, charset or prefix")
-    charset = raw.get("charset", "hex")
-    if charset not in ("hex", "alnum"):
-        module.fail_json(msg=f"keys.{name}.charset: {charset!r} is not hex or alnum")
-    length = int(raw.get("length", 64))
-    if length < 16:
-        module.fail_json(msg=f"keys.{name}.length: {length} is too short for a secret; use 16 or more")
-    return KeySpec(value=value, length=length, charset=charset, prefix=str(raw.get("prefix") or ""))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ options:
     type: str
 extends_documentation_fragment:
   - homelab.ai.attributes
+  - homelab.ai.attributes.action
 attributes:
   check_mode:
     support: full
@@ -110,39 +111,40 @@ headers:
   type: dict
 """
 
+from typing import Any, Dict, List, Tuple
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.ai.plugins.module_utils._gguf import HeaderCache, HeaderLookup, default_cache_dir
 from ansible_collections.homelab.ai.plugins.module_utils._problems import format_problems
 from ansible_collections.homelab.ai.plugins.module_utils._vram import make_vram_plan
 
+ARGUMENT_SPEC = {
+    "inventory": {"type": "dict", "required": True},
+    "components": {"type": "list", "elements": "dict", "required": True},
+    "overcommit": {"type": "bool"},
+    "fetch": {"type": "bool", "default": True},
+    "cache_dir": {"type": "path"},
+    "timeout": {"type": "int", "default": 10},
+    "hf_token": {"type": "str", "no_log": True},
+}
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "inventory": {"type": "dict", "required": True},
-            "components": {"type": "list", "elements": "dict", "required": True},
-            "overcommit": {"type": "bool"},
-            "fetch": {"type": "bool", "default": True},
-            "cache_dir": {"type": "path"},
-            "timeout": {"type": "int", "default": 10},
-            "hf_token": {"type": "str", "no_log": True},
-        },
-        supports_check_mode=True,
-    )
-    params = module.params
+
+def run_plan(params: Dict[str, Any], check_mode: bool) -> Tuple[Dict[str, Any], List[str]]:
+    """(the module's result, warnings); the result has ``failed`` and ``msg`` when the plan does not fit. The action
+    plugin of the same name runs this on the controller (no module to start), the module for a direct call."""
     lookup = HeaderLookup(
         HeaderCache(params["cache_dir"] or default_cache_dir()),
         fetch=params["fetch"],
-        write_cache=not module.check_mode,
+        write_cache=not check_mode,
         timeout=params["timeout"],
         token=params["hf_token"],
     )
     try:
         plan = make_vram_plan(params["inventory"], params["components"], header=lookup, overcommit=params["overcommit"])
     except (KeyError, TypeError, ValueError) as exc:
-        module.fail_json(msg=f"inventory: not the homelab_ai_inventory fact that homelab.ai.preflight sets ({exc})")
-    result = {
+        return {"failed": True, "msg": f"inventory: not the homelab_ai_inventory fact that homelab.ai.preflight sets ({exc})"}, []
+    result: Dict[str, Any] = {
         "changed": False,
         "ok": plan.ok,
         "plan": plan.to_dict(),
@@ -152,11 +154,25 @@ def main() -> None:
         "notes": plan.notes,
         "headers": lookup.origins,
     }
-    for warning in plan.warnings:
-        module.warn(warning)
     if not plan.ok:
         # the message holds the problems and the table; the Markdown page would only repeat them
-        module.fail_json(msg=f"VRAM plan: {format_problems(plan.problems)}\n\n{result['table']}", problems=result["problems"], notes=plan.notes)
+        failure = {
+            "failed": True,
+            "msg": f"VRAM plan: {format_problems(plan.problems)}\n\n{result['table']}",
+            "problems": result["problems"],
+            "notes": plan.notes,
+        }
+        return failure, list(plan.warnings)
+    return result, list(plan.warnings)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    result, warnings = run_plan(module.params, module.check_mode)
+    for warning in warnings:
+        module.warn(warning)
+    if result.get("failed"):
+        module.fail_json(**{k: v for k, v in result.items() if k != "failed"})
     module.exit_json(**result)
 
 

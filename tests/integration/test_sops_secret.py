@@ -126,3 +126,36 @@ def test_state_absent_removes_the_file(tmp_path, key):
     run_module("sops_secret", args(target, key_file))
     assert run_module("sops_secret", {**args(target, key_file), "state": "absent"})["changed"]
     assert not target.exists()
+
+
+def test_many_secrets_in_one_go_keep_their_values_and_return_none_of_them(tmp_path, key):
+    """homelab.ai.sops_secrets' work (keep_secrets): what the deliver role runs for every Secret of the stack."""
+    from ansible_collections.homelab.ai.plugins.module_utils._sops import keep_secrets
+
+    key_file, public = key
+    entries = [
+        {
+            "name": name,
+            "namespace": "ai",
+            "type": "Opaque",
+            "labels": {"app.kubernetes.io/part-of": "homelab-ai"},
+            "path": str(tmp_path / "tree" / f"secret-{name}.sops.yaml"),
+            "previous_path": str(tmp_path / "old" / f"secret-{name}.sops.yaml"),
+            "generate": {"password": {"charset": "alnum", "length": 24}},
+            "value_vars": {"username": f"{name}_username"},
+        }
+        for name in ("one", "two")
+    ]
+    values = {"one": {"username": "alice"}, "two": {"username": ""}}
+    dry = keep_secrets(entries, values, [public], str(key_file), check_mode=True, sops=SOPS)
+    assert [r["action"] for r in dry] == ["created", "created"] and not (tmp_path / "tree").exists()
+    first = keep_secrets(entries, values, [public], str(key_file), check_mode=False, sops=SOPS)
+    assert [(r["item"]["name"], r["changed"], r["generated"]) for r in first] == [("one", True, ["password"]), ("two", True, ["password", "username"])]
+    one = decrypt(entries[0]["path"], key_file)["stringData"]
+    assert one["username"] == "alice" and len(one["password"]) == 24
+    assert one["password"] not in json.dumps(first)  # a result never carries a value
+    again = keep_secrets(entries, values, [public], str(key_file), check_mode=False, sops=SOPS)
+    assert [r["action"] for r in again] == ["unchanged", "unchanged"]
+    assert [r["checksum"] for r in again] == [r["checksum"] for r in first]
+    changed = keep_secrets(entries, {**values, "one": {"username": "bob"}}, [public], str(key_file), check_mode=False, sops=SOPS)
+    assert [r["action"] for r in changed] == ["updated", "unchanged"] and changed[0]["checksum"] != first[0]["checksum"]
