@@ -2,7 +2,9 @@
 # Copyright: homelab.ai contributors
 # Apache License 2.0 (see LICENSE)
 """Wall time of site.yml in render mode: the example inventory (first run, second run with nothing changed),
-and catalogs of 5 to 100 models, to show how the time grows with the catalog.
+and catalogs of 5 to 100 models, to show how the time grows with the catalog; each beside Ansible's own floor, a
+one-task playbook on the same inventory, run alternately with it (this machine is shared: ratios, not seconds, are
+what compares across runs).
 
     .venv/bin/python benchmarks/render_speed.py [--sizes 5 25 50 100] [--repeat 3]
 
@@ -29,7 +31,7 @@ from tests.support.playbook import copy_example, install_collection, run_site  #
 
 
 def catalog(size: int):
-    """``size`` models spread over the example's GPU nodes: two llama.cpp models in three, the rest Ollama."""
+    """ "``size`` models spread over the example's GPU nodes: two llama.cpp models in three, the rest Ollama."""
     nodes = ["gpu-amd-01", "strix-01", "strix-02"]
     models = []
     for index in range(size):
@@ -45,15 +47,19 @@ def catalog(size: int):
                     "context": 8192,
                     "size": "4Gi",
                     "vram": "512Mi",
-                    "scale_to_zero": index % 2 == 0,
+                    # one always-on model per node: the GPUs have one slot each
+                    "scale_to_zero": index >= len(nodes),
                 }
             )
     return models
 
 
-def timed(collections, inventory, key, out, args=()):
+FLOOR = ROOT / "benchmarks" / "one_task.yml"
+
+
+def timed(collections, inventory, key, out, args=(), playbook="site.yml"):
     start = time.perf_counter()
-    run = run_site(collections, inventory, age_key=key, extra_vars={"homelab_ai_render_dir": str(out)}, args=args)
+    run = run_site(collections, inventory, age_key=key, extra_vars={"homelab_ai_render_dir": str(out)}, args=args, playbook=playbook)
     elapsed = time.perf_counter() - start
     if run.rc != 0:
         raise SystemExit(run.output[-6000:])
@@ -73,18 +79,21 @@ def main() -> int:
         rows = []
 
         def measure(label, inventory):
-            first, second = [], []
+            first, second, floor = [], [], []
             objects = 0
             for attempt in range(args.repeat):
                 out = base / f"out-{label}-{attempt}"
+                floor.append(timed(collections, inventory, key, out, playbook=str(FLOOR))[0])
                 seconds, _changed = timed(collections, inventory, key, out)
                 first.append(seconds)
                 seconds, changed_again = timed(collections, inventory, key, out)
                 second.append(seconds)
+                floor.append(timed(collections, inventory, key, out, playbook=str(FLOOR))[0])
                 assert changed_again == 0, f"{label}: second run changed {changed_again}"
                 objects = sum(1 for p in (out / "homelab").rglob("*.yaml") if p.name != "kustomization.yaml" and not p.name.startswith("."))
-            rows.append((label, objects, statistics.median(first), statistics.median(second)))
-            print(f"{label}: {objects} files, first {statistics.median(first):.1f} s, second {statistics.median(second):.1f} s", file=sys.stderr)
+            row = (label, objects, statistics.median(first), statistics.median(second), statistics.median(floor))
+            rows.append(row)
+            print(f"{label}: {objects} files, first {row[2]:.1f} s, second {row[3]:.1f} s, floor {row[4]:.2f} s", file=sys.stderr)
 
         measure("example inventory (5 models)", ROOT / "inventory" / "example")
         for size in args.sizes:
@@ -93,10 +102,10 @@ def main() -> int:
             measure(f"{size} models", inventory)
 
     print(f"\nsite.yml, render mode, median of {args.repeat} runs on this machine ({os.cpu_count()} cores):\n")
-    print("| inventory | files in the tree | first run | second run (nothing changed) |")
-    print("|---|---:|---:|---:|")
-    for label, objects, first_s, second_s in rows:
-        print(f"| {label} | {objects} | {first_s:.1f} s | {second_s:.1f} s |")
+    print("| inventory | files in the tree | first run | second run (nothing changed) | one-task floor | second run / floor |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, objects, first_s, second_s, floor_s in rows:
+        print(f"| {label} | {objects} | {first_s:.1f} s | {second_s:.1f} s | {floor_s:.2f} s | {second_s / floor_s:.1f}x |")
     return 0
 
 

@@ -8,7 +8,7 @@ from its ``meta/component.yml``). The delivery collects
 every such variable (``collect_components``) and turns them into a GitOps tree (render) or server-side
 applies them (apply), in dependency order, so both modes deliver the same objects.
 
-``gpu_workloads`` are what the component places on GPUs, for the VRAM plan: their shape is ``_vram.GpuWorkload``,
+``gpu_workloads`` are what the component places on GPUs, for the VRAM plan: their shape is ``_workloads.GpuWorkload``,
 checked here when the component is registered.
 
 Variables, not facts: Ansible copies every fact into each task's variables, which for a catalog of
@@ -28,7 +28,7 @@ from ._network import network_policies
 from ._pod_security import namespace_level
 from ._problems import InputError, Problem
 from ._tree import secret_path
-from ._vram import normalize_workloads
+from ._workloads import normalize_workloads
 from ._yaml import dump, plain
 
 __all__ = [

@@ -21,7 +21,6 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from ._kube import RUN_AS
 from ._problems import InputError, Problem
-from ._pull import PullRequest, check_request
 
 __all__ = ["CODE_MODULES", "DEFAULT_IMAGE", "PACKAGE", "code_configmap", "code_digest", "code_files", "pull_job", "pull_wait_container"]
 
@@ -120,6 +119,10 @@ def pull_job(
         **({"endpoint": endpoint} if endpoint else {}),
         "name": str(model.get("name") or ""),
     }
+    # Imported here: the pull code is the largest module_utils, and Ansible compiles collection code from source in each
+    # task's worker, so the roles that pull nothing should not pay for it.
+    from ._pull import PullRequest, check_request  # pylint: disable=import-outside-toplevel
+
     source = check_request(PullRequest(**spec), where)  # every bad input fails here, at render time, not in the cluster
     # a file without a catalog name (a Stable Diffusion checkpoint) is named by its file, less the suffix
     label = str(model.get("name") or os.path.splitext(spec.get("filename") or source.filename)[0])

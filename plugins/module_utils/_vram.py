@@ -5,7 +5,7 @@
 Time-slicing shares a GPU's compute, never its memory: two workloads that together need more than the GPU holds
 fail at load time, or later under load. The plan finds that before anything is deployed.
 
-Workloads are what the component roles register as ``gpu_workloads`` (see ``GpuWorkload``). Their sizes:
+Workloads are what the component roles register as ``gpu_workloads`` (``_workloads.GpuWorkload``). Their sizes:
 
 - llama.cpp models: estimated from the GGUF header (``estimate_llamacpp``), fetched with HTTP range requests
   before any download and cached on the controller; else the catalog's ``vram``, else its ``size`` plus an
@@ -30,12 +30,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from ._gguf import GgufInfo, HeaderUnavailable
 from ._llama_server import micro_batch
 from ._problems import Problem
-from ._quantity import QuantityError, format_bytes, to_bytes
+from ._quantity import format_bytes
+from ._workloads import GpuWorkload, normalize_workloads
 
 __all__ = [
     "KV_CACHE_TYPES",
-    "WORKLOAD_KINDS",
-    "GpuWorkload",
     "LlamaEstimate",
     "LlamaSettings",
     "PlanEntry",
@@ -43,7 +42,6 @@ __all__ = [
     "VramPlan",
     "estimate_llamacpp",
     "make_vram_plan",
-    "normalize_workloads",
     "settings_for_model",
 ]
 
@@ -61,7 +59,6 @@ KV_CACHE_TYPES = {
     "q5_0": (22, 32),
     "q5_1": (24, 32),
 }
-WORKLOAD_KINDS = ("llamacpp", "ollama", "stable-diffusion", "other")
 _KV_PAD = 256  # llama.cpp rounds the context up to a multiple of this (measured)
 # Encoder-only architectures keep no KV cache.
 _NO_KV_ARCHS = frozenset({"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert", "modern-bert", "t5encoder"})
@@ -269,86 +266,6 @@ def _compute_buffer(*, n_ctx: int, n_ubatch: int, n_embd: int, n_head: int, head
     layer = mask + max(attention, feed_forward) + 3 * n_embd * n_tokens * 4
     output = n_vocab * n_tokens * 4 + 2 * n_embd * n_tokens * 4
     return max(layer, output)
-
-
-# --- workloads -------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class GpuWorkload:
-    """A workload that holds GPU memory, as a component role registers it under ``gpu_workloads``.
-
-    ``name`` (unique per component), ``kind`` (``llamacpp``, ``ollama``, ``stable-diffusion`` or ``other``), ``node``
-    (Kubernetes node name) and ``gpu`` (the GPU id ``<node>/gpu<index>`` that ``homelab.ai.node_gpu`` returns) place it;
-    its size is ``vram`` (bytes or a quantity; it overrides any estimate), else estimated from ``model`` (a catalog
-    model name, llama.cpp) or ``models`` (the catalog models an Ollama server may load, ``max_loaded`` of them at once).
-    """
-
-    name: str
-    component: str
-    kind: str
-    node: str
-    gpu: str
-    vram: Optional[int] = None
-    model: Optional[str] = None
-    models: List[str] = field(default_factory=list)
-    max_loaded: int = 1
-    flash_attention: bool = True  # Ollama's OLLAMA_FLASH_ATTENTION
-    scale_to_zero: bool = False  # holds its GPU slot only while in use (KubeElasti)
-
-
-def normalize_workloads(components: Sequence[Mapping[str, Any]]) -> Tuple[List[GpuWorkload], List[Problem]]:
-    """The ``gpu_workloads`` of every component, checked; a problem names the component and the entry."""
-    workloads: List[GpuWorkload] = []
-    problems: List[Problem] = []
-    for component in components:
-        for index, raw in enumerate(component.get("gpu_workloads") or []):
-            where = f"component {component['name']}.gpu_workloads[{index}]"
-            if not isinstance(raw, Mapping):
-                problems.append(Problem(where, f"{raw!r} is not a mapping", "register name, kind, node, gpu and vram or model"))
-                continue
-            unknown = sorted(set(raw) - {f.name for f in GpuWorkload.__dataclass_fields__.values()} - {"component"})
-            if unknown:
-                problems.append(
-                    Problem(where, f"has unknown keys {unknown}", "use name, kind, node, gpu, vram, model, models, max_loaded, flash_attention, scale_to_zero")
-                )
-            missing = [key for key in ("name", "kind", "node", "gpu") if not raw.get(key)]
-            if missing:
-                problems.append(
-                    Problem(where, f"is missing {', '.join(missing)}", "a GPU workload is placed on a node's GPU: take node and gpu from homelab.ai.node_gpu")
-                )
-                continue
-            kind = str(raw["kind"])
-            if kind not in WORKLOAD_KINDS:
-                problems.append(Problem(f"{where}.kind", f"{kind!r} is not a workload kind", f"use one of {', '.join(WORKLOAD_KINDS)}"))
-                continue
-            vram: Optional[int] = None
-            if raw.get("vram") not in (None, ""):
-                try:
-                    vram = to_bytes(raw["vram"])
-                except QuantityError as exc:
-                    problems.append(Problem(f"{where}.vram", str(exc), "write a quantity such as 12Gi"))
-                    continue
-            models = raw.get("models") or []
-            if not isinstance(models, list):
-                problems.append(Problem(f"{where}.models", f"{models!r} is not a list of model names", "list catalog model names"))
-                continue
-            workloads.append(
-                GpuWorkload(
-                    name=str(raw["name"]),
-                    component=str(component["name"]),
-                    kind=kind,
-                    node=str(raw["node"]),
-                    gpu=str(raw["gpu"]),
-                    vram=vram,
-                    model=str(raw["model"]) if raw.get("model") else None,
-                    models=[str(m) for m in models],
-                    max_loaded=int(raw.get("max_loaded") or 1),
-                    flash_attention=bool(raw.get("flash_attention", True)),
-                    scale_to_zero=bool(raw.get("scale_to_zero", False)),
-                )
-            )
-    return workloads, problems
 
 
 # --- the plan --------------------------------------------------------------------------------------------------------
