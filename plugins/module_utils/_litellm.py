@@ -60,5 +60,7 @@ def litellm_config(
     return {
         "model_list": model_list,
         "litellm_settings": {"drop_params": True},
-        "general_settings": {"master_key": f"os.environ/{master_key_env}"},
+        # streamed answers end with their token counts whether or not the client asks (LiteLLM 1.104.2 strips
+        # them otherwise): Open WebUI asks only for models whose capabilities say so, and counts nothing without them
+        "general_settings": {"master_key": f"os.environ/{master_key_env}", "always_include_stream_usage": True},
     }

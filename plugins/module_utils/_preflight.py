@@ -267,6 +267,14 @@ def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Ma
                     "give a key that starts with sk-, or none to have one generated",
                 )
             )
+        elif key and str(key).strip() == "sk-1234":
+            problems.append(
+                Problem(
+                    "litellm_master_key",
+                    "is sk-1234, the example of LiteLLM's documentation, and LiteLLM (1.104 on) refuses to start with it",
+                    "give a key of your own, or none to have one generated",
+                )
+            )
         if value("litellm", "litellm_ingress_enabled") and not value("litellm", "litellm_ingress_host"):
             problems.append(
                 Problem(

@@ -28,8 +28,9 @@ __all__ = ["CODE_MODULES", "DEFAULT_IMAGE", "PACKAGE", "code_configmap", "code_d
 CODE_MODULES = ("_problems.py", "_sources.py", "_download.py", "_hf.py", "_ollama_registry.py", "_pull.py")
 PACKAGE = "homelab_ai_pull"
 CODE_DIR = "/opt/homelab-ai"
-# a pinned stock image: Python 3.12 has everything the code needs and nothing else
-DEFAULT_IMAGE = "docker.io/library/python:3.12.11-slim-bookworm"
+# a pinned stock image: Python 3.12 has everything the code needs and nothing else. The official image rebuilds the
+# tag of the newest 3.12 release for Debian's security updates; a digest would freeze them out (docs/images.md).
+DEFAULT_IMAGE = "docker.io/library/python:3.12.15-slim-bookworm"
 DEFAULT_RESOURCES = {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABELS = {"app.kubernetes.io/name": "model-pull", "app.kubernetes.io/component": "model-pull"}

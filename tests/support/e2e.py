@@ -211,6 +211,7 @@ def images(llama_server: Path = LLAMA_SERVER, litellm: Path = LITELLM, fallback:
 
     def resolve(image: str) -> Program:
         image, _, command = image.partition("#")
+        image = image.partition("@")[0]  # a digest pins the tag's content; the tag names the release
         repository, _, tag = image.rpartition(":")
         if repository == "ghcr.io/ggml-org/llama.cpp":
             release = tag.rsplit("-", 1)[-1]
@@ -219,11 +220,12 @@ def images(llama_server: Path = LLAMA_SERVER, litellm: Path = LITELLM, fallback:
             # every variant (CUDA, Vulkan, SYCL, CPU) is the same server; here the CPU build runs it
             return server
         if repository.rsplit("/", 1)[-1] in ("litellm", "litellm-non_root", "litellm-database"):
-            release = re.sub(r"^main-v|-stable$|-nightly$", "", tag)
+            release = re.sub(r"^main-v|^v|-stable$|-nightly$", "", tag)  # main-v1.83.14-stable, 1.84.3, v1.104.2
             if release != proxy_release:
                 raise RuntimeError(f"{image} runs LiteLLM {release}, the local proxy is {proxy_release}: pin both to one release")
             return Program([str(litellm)], add_host=True)
         if repository == "docker.io/library/python" and command == "python":
+            # the pull code is standard library only: this machine's Python stands in for the image's 3.12
             return python_program()
         if repository == "ghcr.io/open-webui/open-webui":
             release = tag.removeprefix("v").split("-", 1)[0]  # v0.11.3, v0.11.3-cuda, ...

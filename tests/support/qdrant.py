@@ -325,8 +325,8 @@ def read_log(storage: Path) -> List[Json]:
 
 
 def release_of(image: str) -> Tuple[str, str]:
-    """(repository, Qdrant release) of a Qdrant image (``docker.io/qdrant/qdrant:v1.19.0-unprivileged``)."""
-    repository, _, tag = image.rpartition(":")
+    """(repository, Qdrant release) of a Qdrant image (``docker.io/qdrant/qdrant:v1.19.0-unprivileged[@sha256:…]``)."""
+    repository, _, tag = image.partition("@")[0].rpartition(":")
     return repository, tag.lstrip("v").removesuffix("-unprivileged")
 
 

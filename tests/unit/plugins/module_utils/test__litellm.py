@@ -20,7 +20,7 @@ def test_every_catalog_model_gets_a_route_to_its_backend(age_key):
     assert "encoding_format" not in by_name["qwen3-30b-a3b"]["litellm_params"]
     assert by_name["llama-3.3-70b"]["litellm_params"]["timeout"] == 600  # scales to zero: cold start
     assert by_name["llama3.2"]["litellm_params"] == {"model": "ollama_chat/llama3.2:3b", "api_base": "http://ollama.ai.svc.cluster.local:11434", "timeout": 300}
-    assert config["general_settings"] == {"master_key": "os.environ/LITELLM_MASTER_KEY"}
+    assert config["general_settings"] == {"master_key": "os.environ/LITELLM_MASTER_KEY", "always_include_stream_usage": True}
 
 
 def test_the_routes_follow_the_backends_declared_services(age_key):

@@ -139,6 +139,7 @@ CASES: Dict[str, Tuple[Change, str]] = {
     # secrets, keys and names
     "master key with a line break": (shared(litellm_master_key="sk-abc\ndef"), "litellm_master_key"),
     "master key without sk-": (shared(litellm_master_key="abcdef0123456789"), "litellm_master_key"),
+    "master key of the documentation's examples": (shared(litellm_master_key="sk-1234"), "litellm_master_key"),
     "password with a space": (shared(stable_diffusion_password="pass word"), "stable_diffusion_password"),
     "Hugging Face token with a line break": (shared(homelab_ai_hf_token="hf_abc\nx"), "homelab_ai_hf_token"),
     "env name with a space": (shared(open_webui_env={"MY VAR": "1"}), "open_webui_env.MY VAR"),
