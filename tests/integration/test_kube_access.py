@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from ansible_collections.homelab.ai.plugins.module_utils._gpu_facts import gather_gpu_facts
-from tests.support.example import EXAMPLE, ROOT
+from tests.support.example import ROOT, copy_example
 from tests.support.fake_kube import FakeKube
 from tests.support.playbook import Run, run_site
 
@@ -91,8 +91,7 @@ def test_a_server_that_refuses_the_connection_stops_the_run(collections, age_key
 
 def example_on_loopback(tmp_path: Path) -> Path:
     """The example inventory with every node at a closed port of this machine: a connection attempt fails at once, here."""
-    inventory = tmp_path / "inventory"
-    shutil.copytree(EXAMPLE, inventory)
+    inventory = copy_example(tmp_path / "inventory")
     hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
     for node in hosts["all"]["children"]["homelab_ai_nodes"]["hosts"].values():
         node.update(ansible_host="127.0.0.1", ansible_port=9)
