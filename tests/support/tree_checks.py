@@ -269,15 +269,16 @@ def service_backend(objects: Iterable[Dict[str, Any]], service: str, namespace: 
     return (workloads[0], found[0], found[1]), ""
 
 
-def _strings(value: Any) -> Iterable[str]:
+def strings_in(value: Any) -> Iterable[str]:
+    """Every string in a parsed YAML value, however deep."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings_in(item)
 
 
 def _flag(args: List[str], flag: str) -> Optional[str]:
@@ -334,7 +335,7 @@ def wiring_problems(objects: Iterable[Dict[str, Any]]) -> List[str]:
     # every in-cluster address that any object carries (env values, config files) reaches a port that something
     # listens on; namespaces the tree does not render into (monitoring's Prometheus) are the cluster's business
     for obj in objects:
-        for text in _strings(obj):
+        for text in strings_in(obj):
             for match in _CLUSTER_URL.finditer(text):
                 address = _address(match)
                 if address[1] not in rendered_namespaces:
