@@ -11,6 +11,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+# the collection's own modules are imported inside the functions: benchmarks import this file without tests/conftest.py,
+# which makes ``ansible_collections.homelab.ai`` importable
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventory" / "example"
 GIB = 2**30
