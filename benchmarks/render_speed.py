@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.age import make_age_key  # noqa: E402
-from tests.support.playbook import copy_example, install_collection, run_site  # noqa: E402
+from tests.support.example import copy_example  # noqa: E402
+from tests.support.playbook import install_collection, run_site  # noqa: E402
 
 
 def catalog(size: int):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.support.example import EXAMPLE
-from tests.support.playbook import copy_example, run_site
+from tests.support.example import EXAMPLE, copy_example
+from tests.support.playbook import run_site
 from tests.support.tree_checks import load_objects
 
 

@@ -40,7 +40,6 @@ from tests.support.e2e import (
     sha256_of,
 )
 from tests.support.example import EXAMPLE
-from tests.support.local_pods import session_alive
 from tests.support.playbook import run_site
 from tests.support.prometheus import PROMETHEUS, Prometheus, pod_targets, podmonitor_jobs, self_job
 from tests.support.tree_checks import wiring_problems
@@ -61,12 +60,7 @@ def stack(collections, age_key, tmp_path_factory):
     if stack.fallback:
         warnings.warn(UserWarning(stack.fallback), stacklevel=1)
     yield stack
-    exited = [s.name for s in stack.cluster.started if s.process.poll() is not None]
-    pids = [started.process.pid for started in stack.cluster.started]
-    killed = stack.stop()
-    assert not exited, f"{exited} exited during the tests"
-    assert not killed, f"{killed} did not stop on SIGTERM within 20 s"
-    assert not [pid for pid in pids if session_alive(pid)], "a process the test started still runs"
+    stack.stop_checked()
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.example import EXAMPLE
+from tests.support.example import EXAMPLE, copy_example
 from tests.support.flux_order import KUBECTL, layers, order_problems
-from tests.support.playbook import copy_example, run_site
+from tests.support.playbook import run_site
 from tests.support.tree_checks import decrypt_secrets, kustomization_problems, load_objects, schema_problems
 
 

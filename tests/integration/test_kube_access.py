@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 from pathlib import Path
 from typing import Any, Dict
 
@@ -19,9 +18,10 @@ import pytest
 import yaml
 
 from ansible_collections.homelab.ai.plugins.module_utils._gpu_facts import gather_gpu_facts
-from tests.support.example import EXAMPLE, ROOT
+from tests.support.example import ROOT, copy_example
 from tests.support.fake_kube import FakeKube
 from tests.support.playbook import Run, run_site
+from tests.support.servers import free_port
 
 INVENTORY = ROOT / "extensions" / "molecule" / "apply_kind" / "inventory"
 NODE = "homelab-ai-molecule-control-plane"
@@ -78,9 +78,7 @@ def test_an_unknown_context_stops_the_run_and_lists_the_known_ones(collections, 
 
 
 def test_a_server_that_refuses_the_connection_stops_the_run(collections, age_key, tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there
     with FakeKube() as kube:
         kubeconfig = tmp_path / "kubeconfig"
         kubeconfig.write_text(kube.kubeconfig().replace(kube.url, f"http://127.0.0.1:{port}"))
@@ -91,8 +89,7 @@ def test_a_server_that_refuses_the_connection_stops_the_run(collections, age_key
 
 def example_on_loopback(tmp_path: Path) -> Path:
     """The example inventory with every node at a closed port of this machine: a connection attempt fails at once, here."""
-    inventory = tmp_path / "inventory"
-    shutil.copytree(EXAMPLE, inventory)
+    inventory = copy_example(tmp_path / "inventory")
     hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
     for node in hosts["all"]["children"]["homelab_ai_nodes"]["hosts"].values():
         node.update(ansible_host="127.0.0.1", ansible_port=9)

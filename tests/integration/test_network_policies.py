@@ -13,22 +13,11 @@ import pytest
 import yaml
 
 from tests.support.netpol import Source, allows, labels_of, pod_source
-from tests.support.tree_checks import cluster_address, load_objects, service_backend
+from tests.support.tree_checks import cluster_address, load_objects, service_backend, strings_in
 
 TRAEFIK = Source("kube-system", {"app.kubernetes.io/name": "traefik"})
 OUTSIDE = Source(None)
 STRANGER = Source("default", {"app": "curious"})
-
-
-def _strings(value: Any):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 def used_paths(objects: List[Dict[str, Any]]) -> List[Tuple[Dict[str, Any], Dict[str, Any], int, str]]:
@@ -37,10 +26,10 @@ def used_paths(objects: List[Dict[str, Any]]) -> List[Tuple[Dict[str, Any], Dict
     found = []
     for client in (o for o in objects if o["kind"] in ("Deployment", "StatefulSet")):
         pod = client["spec"]["template"]["spec"]
-        texts = list(_strings(pod))
+        texts = list(strings_in(pod))
         for volume in pod.get("volumes") or []:
             if volume.get("configMap"):
-                texts += list(_strings(configmaps.get((client["metadata"]["namespace"], volume["configMap"]["name"]), {}).get("data") or {}))
+                texts += list(strings_in(configmaps.get((client["metadata"]["namespace"], volume["configMap"]["name"]), {}).get("data") or {}))
         for text in texts:
             for word in text.split():
                 address = cluster_address(word.strip("\"',"))

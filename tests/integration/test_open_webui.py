@@ -28,7 +28,6 @@ import pytest
 
 from tests.support.e2e import CHAT, CHECKPOINT_FILE, EMBED, LITELLM, LLAMA_SERVER, NAMESPACE, OPEN_WEBUI, Stack, describe, open_webui_release
 from tests.support.example import ROOT
-from tests.support.local_pods import session_alive
 from tests.support.qdrant import NO_KEY, WRONG_KEY, read_log, release_of
 from tests.support.webui import CHROMIUM, Answer, Session, chromium_release, pinned_chromium
 
@@ -77,12 +76,7 @@ def stack(collections, age_key, tmp_path_factory):
         raise
     print("\n" + describe(stack))
     yield stack
-    exited = [s.name for s in stack.cluster.started if s.process.poll() is not None]
-    pids = [started.process.pid for started in stack.cluster.started]
-    killed = stack.stop()
-    assert not exited, f"{exited} exited during the tests"
-    assert not killed, f"{killed} did not stop on SIGTERM within 20 s"
-    assert not [pid for pid in pids if session_alive(pid)], "a process the test started still runs"
+    stack.stop_checked()
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ from typing import Dict, Set
 
 import yaml
 
-from tests.support.example import ROOT
+from tests.support.example import ROOT, copy_example
 from tests.support.gguf_models import Shape, write_model
 from tests.support.model_server import ModelServer
-from tests.support.playbook import BIN, copy_example
+from tests.support.playbook import BIN
 from tests.support.tree_checks import decrypt_secrets, load_objects, plaintext_leaks
 
 SECRETS = {

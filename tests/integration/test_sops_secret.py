@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
 import yaml
 
+from tests.support import tree_checks
 from tests.support.age import make_age_key
 from tests.support.modules import run_module
 
@@ -24,14 +24,7 @@ def key(tmp_path):
 
 
 def decrypt(path, key_file):
-    out = subprocess.run(
-        [SOPS, "decrypt", "--output-type", "json", str(path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "SOPS_AGE_KEY_FILE": str(key_file)},
-        check=True,
-    )
-    return json.loads(out.stdout)
+    return tree_checks.decrypt(path, key_file, SOPS)
 
 
 def args(path, key_file, **extra):

@@ -23,8 +23,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -34,10 +32,10 @@ import yaml
 from . import qdrant, sd_pod
 from .example import EXAMPLE, ROOT
 from .gguf_models import Shape, write_model
-from .local_pods import Cluster, Mapped, Program, Started, python_program
+from .local_pods import Cluster, Mapped, Program, Started, python_program, session_alive
 from .model_server import ModelServer
 from .playbook import run_site
-from .servers import EgressRecorder
+from .servers import EgressRecorder, wait_http
 from .tree_checks import container_port, decrypt_secrets, load_objects
 
 LLAMA_SERVER = Path(os.environ.get("LLAMA_SERVER_BIN") or ROOT / ".cache" / "llama-server" / "llama-server")
@@ -260,19 +258,8 @@ def sha256_of(path: Path) -> str:
 
 
 def wait_ready(url: str, timeout: float, started: Started) -> float:
-    """Seconds until ``url`` answers 200 (llama-server's /health answers 503 while it loads)."""
-    begin = time.monotonic()
-    while time.monotonic() - begin < timeout:
-        if started.process.poll() is not None:
-            raise RuntimeError(f"{started.name} exited with {started.process.returncode}:\n{started.output()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return time.monotonic() - begin
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{started.name}: {url} did not answer 200 within {timeout} s:\n{started.output()[-3000:]}")
+    """Seconds until ``url`` answers (llama-server's /health answers 503 while it loads); a failure shows the log."""
+    return wait_http(url, timeout, started.process, name=started.name, output=started.output)
 
 
 @dataclass
@@ -506,6 +493,16 @@ class Stack:
                 server.__exit__(None, None, None)
         self.hub = self.egress = None
         return killed
+
+    def stop_checked(self) -> None:
+        """Stop the stack after a module's tests; fail if a process exited while they ran, outlived SIGTERM or still runs."""
+        started = self.cluster.started if self.cluster else []
+        exited = [s.name for s in started if s.process.poll() is not None]
+        pids = [s.process.pid for s in started]
+        killed = self.stop()
+        assert not exited, f"{exited} exited during the tests"
+        assert not killed, f"{killed} did not stop on SIGTERM within 20 s"
+        assert not [pid for pid in pids if session_alive(pid)], "a process the test started still runs"
 
     @property
     def fallback(self) -> str:

@@ -17,13 +17,12 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from .servers import JsonHandler
+from .servers import JsonHandler, StandIn
 
 # (group, version, plural, kind, namespaced)
 RESOURCES: List[Tuple[str, str, str, str, bool]] = [
@@ -61,7 +60,7 @@ class Request:
 
 
 @dataclass
-class FakeKube:
+class FakeKube(StandIn):
     store: Dict[Tuple[str, str, Optional[str], str], Dict[str, Any]] = field(default_factory=dict)
     log: List[Request] = field(default_factory=list)
     nodes: List[str] = field(default_factory=list)
@@ -83,33 +82,13 @@ class FakeKube:
             def do_GET(self) -> None:
                 self._send(*fake.handle("GET", self.path, None, ""))
 
-            def do_PATCH(self) -> None:
+            def _with_body(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                self._send(*fake.handle("PATCH", self.path, body, self.headers.get("Content-Type", "")))
+                self._send(*fake.handle(self.command, self.path, body, self.headers.get("Content-Type", "")))
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                self._send(*fake.handle("POST", self.path, body, self.headers.get("Content-Type", "")))
+            do_PATCH = do_POST = do_DELETE = do_PUT = _with_body
 
-            def do_DELETE(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                self._send(*fake.handle("DELETE", self.path, body, self.headers.get("Content-Type", "")))
-
-            def do_PUT(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                self._send(*fake.handle("PUT", self.path, body, self.headers.get("Content-Type", "")))
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeKube:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
     def kubeconfig(self) -> str:
         return yaml.safe_dump(

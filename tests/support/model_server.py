@@ -18,8 +18,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Dict, List, Optional, Tuple
+
+from .servers import StandIn
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 _HF = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
@@ -88,24 +90,11 @@ class ModelServer:
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
-        self.origin = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, "origin"))
-        self.cdn = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, "cdn"))
-        scheme = "http"
-        if self.tls:
-            import ssl
-
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*self.tls)
-            scheme = "https"
-        for server in (self.origin, self.cdn):
-            server.daemon_threads = True
-            server.block_on_close = False
-            if self.tls:
-                server.socket = context.wrap_socket(server.socket, server_side=True)
-        self.url = f"{scheme}://127.0.0.1:{self.origin.server_address[1]}"
-        self.cdn_url = f"{scheme}://127.0.0.1:{self.cdn.server_address[1]}"
+        # two ports: the Hub or registry, and the CDN its LFS files and blobs redirect to (another origin)
+        self.origin = StandIn(_handler(self, "origin"), tls=self.tls)
+        self.cdn = StandIn(_handler(self, "cdn"), tls=self.tls)
+        self.url, self.cdn_url = self.origin.url, self.cdn.url
         self.signature = 1  # the CDN accepts links signed with this; `expire` bumps it
-        self._threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True) for s in (self.origin, self.cdn)]
 
     # -- content --
 
@@ -159,14 +148,13 @@ class ModelServer:
     # -- life --
 
     def __enter__(self) -> ModelServer:
-        for thread in self._threads:
-            thread.start()
+        self.origin.start()
+        self.cdn.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for server in (self.origin, self.cdn):
-            server.shutdown()
-            server.server_close()
+        self.origin.stop()
+        self.cdn.stop()
 
     def _take(self, kind: str) -> Optional[Fault]:
         with self.lock:

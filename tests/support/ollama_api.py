@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any, Dict, List, Optional
 
-from .servers import JsonHandler
+from .servers import JsonHandler, StandIn
 
 
 def digest_of(text: str) -> str:
@@ -32,7 +30,7 @@ def entry(name: str, digest: str, size: int = 2_019_393_189) -> Dict[str, Any]:
 
 
 @dataclass
-class FakeOllama:
+class FakeOllama(StandIn):
     registry: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # name:tag -> entry a pull installs
     models: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # name:tag -> entry
     log: List[Dict[str, Any]] = field(default_factory=list)
@@ -115,10 +113,7 @@ class FakeOllama:
                     fake.models[name] = dict(target)
                 self.wfile.write(b"0\r\n\r\n")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        super().__init__(Handler)
 
     def publish(self, name: str, version: str = "1") -> Dict[str, Any]:
         self.registry[name] = entry(name, digest_of(f"{name}@{version}"))
@@ -126,14 +121,6 @@ class FakeOllama:
 
     def calls(self, path: str) -> List[Dict[str, Any]]:
         return [r for r in self.log if r["path"] == path]
-
-    def __enter__(self) -> FakeOllama:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _full(name: str) -> str:

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from .example import EXAMPLE, ROOT
+from .example import ROOT
 
 BIN = Path(sys.executable).parent
 
@@ -29,11 +28,6 @@ def install_collection(dest: Path) -> Path:
         [BIN / "ansible-galaxy", "collection", "install", "--force", "--no-deps", "-p", dest / "collections", tarball], check=True, capture_output=True
     )
     return dest / "collections"
-
-
-def copy_example(dest: Path) -> Path:
-    shutil.copytree(EXAMPLE, dest)
-    return dest
 
 
 @dataclass

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -30,6 +29,7 @@ import yaml
 
 from .example import ROOT
 from .local_pods import Cluster
+from .servers import free_port
 
 PROMETHEUS = Path(os.environ.get("PROMETHEUS_BIN") or ROOT / ".cache" / "prometheus" / "prometheus")
 SHARD = "0"  # one Prometheus, one shard: what the config-reloader puts in for $(SHARD)
@@ -166,9 +166,7 @@ class Prometheus:
     def start(self, jobs: Callable[[int], List[Dict[str, Any]]], interval: str = "1s") -> Prometheus:
         """Start on a free loopback port with the scrape jobs ``jobs(port)`` gives (its own job needs the port)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.jobs = jobs(self.port)
         # the global evaluation interval is also the resolution of KubeElasti's uptime subquery ([<cooldown>s:])
         config = {"global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval}, "scrape_configs": self.jobs}

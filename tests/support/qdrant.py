@@ -25,14 +25,13 @@ import os
 import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 if __package__ in (None, ""):  # started as the image's program: import the helpers from this checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.support.servers import JsonHandler
+from tests.support.servers import JsonHandler, StandIn
 
 Json = Dict[str, Any]
 OPEN_PATHS = ("/", "/healthz")  # and what starts with /readyz or /livez: Qdrant's whitelist
@@ -241,7 +240,7 @@ class Qdrant:
         return out
 
 
-class QdrantServer:
+class QdrantServer(StandIn):
     """``Qdrant`` over HTTP on 127.0.0.1; each request is appended to ``log`` (a JSON object a line) if given."""
 
     def __init__(self, qdrant: Qdrant, host: str = "127.0.0.1", port: int = 0, log: Optional[Path] = None) -> None:
@@ -299,23 +298,13 @@ class QdrantServer:
 
             do_PUT = do_POST = do_DELETE = _serve
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.url = f"http://{host}:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler, host=host, port=port)
 
     def _record(self, record: Json) -> None:
         self.requests.append(record)
         if self.log:
             with open(self.log, "a") as out:
                 out.write(json.dumps(record) + "\n")
-
-    def __enter__(self) -> QdrantServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def read_log(storage: Path) -> List[Json]:

@@ -20,17 +20,16 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 from . import comfyui
 from .example import ROOT
-from .servers import free_port, wait_http
+from .servers import free_port, wait_http, wait_port
 
 NGINX = Path(os.environ.get("NGINX_BIN") or ROOT / ".cache" / "nginx" / "nginx")
 ENVSUBST = NGINX.parent / "envsubst"
@@ -185,7 +184,7 @@ def start(objects: List[Dict[str, Any]], secrets: Mapping[str, Mapping[str, str]
         pod.api_url = f"http://127.0.0.1:{ports[8080]}"
         pod.ui_url = f"http://127.0.0.1:{ports[8081]}"
         wait_http(f"{pod.comfyui_url}/prompt", 30, pod.processes[0])
-        _wait_port(ports[8080], pod.processes[1])
+        wait_port(ports[8080], pod.processes[1], name="nginx")
         return pod
     except BaseException:
         pod.stop()
@@ -210,15 +209,3 @@ def wait_probe(pod: SdPod, probe: Mapping[str, Any], timeout: float) -> None:
 
 def _cli(container: Mapping[str, Any]) -> str:
     return next(item["value"] for item in container["env"] if item["name"] == "CLI_ARGS")
-
-
-def _wait_port(port: int, process: Optional[subprocess.Popen], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"nginx exited with {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port} after {timeout} s")

@@ -24,7 +24,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import jsonschema
 import kubernetes_validate
@@ -269,15 +269,16 @@ def service_backend(objects: Iterable[Dict[str, Any]], service: str, namespace: 
     return (workloads[0], found[0], found[1]), ""
 
 
-def _strings(value: Any) -> Iterable[str]:
+def strings_in(value: Any) -> Iterable[str]:
+    """Every string in a parsed YAML value, however deep."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings_in(item)
 
 
 def _flag(args: List[str], flag: str) -> Optional[str]:
@@ -334,7 +335,7 @@ def wiring_problems(objects: Iterable[Dict[str, Any]]) -> List[str]:
     # every in-cluster address that any object carries (env values, config files) reaches a port that something
     # listens on; namespaces the tree does not render into (monitoring's Prometheus) are the cluster's business
     for obj in objects:
-        for text in _strings(obj):
+        for text in strings_in(obj):
             for match in _CLUSTER_URL.finditer(text):
                 address = _address(match)
                 if address[1] not in rendered_namespaces:
@@ -369,19 +370,20 @@ def wiring_problems(objects: Iterable[Dict[str, Any]]) -> List[str]:
     return problems
 
 
+def decrypt(path: Union[str, Path], age_key: Union[str, Path], sops: Optional[str] = None) -> Dict[str, Any]:
+    """A SOPS file decrypted by the sops binary (the venv's unless named) with the age key file ``age_key``."""
+    out = subprocess.run(
+        [sops or os.path.join(os.path.dirname(sys.executable), "sops"), "decrypt", "--output-type", "json", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SOPS_AGE_KEY_FILE": str(age_key)},
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
 def decrypt_secrets(root: Path, age_key: str, sops: Optional[str] = None) -> List[Tuple[str, Dict[str, Any]]]:
-    sops = sops or os.path.join(os.path.dirname(sys.executable), "sops")
-    secrets = []
-    for path in sorted(p for p in root.rglob("*.sops.yaml") if p.name != ".sops.yaml"):
-        out = subprocess.run(
-            [sops, "decrypt", "--output-type", "json", str(path)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "SOPS_AGE_KEY_FILE": age_key},
-            check=True,
-        )
-        secrets.append((str(path.relative_to(root)), json.loads(out.stdout)))
-    return secrets
+    return [(str(path.relative_to(root)), decrypt(path, age_key, sops)) for path in sorted(p for p in root.rglob("*.sops.yaml") if p.name != ".sops.yaml")]
 
 
 def plaintext_leaks(root: Path, secrets: Iterable[Tuple[str, Dict[str, Any]]], extra_text: str = "") -> List[str]:

@@ -3,22 +3,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.ai.plugins.filter.core import FilterModule
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
-from test__vram import example_inventory
+from tests.support.example import normalised_example
 
 FILTERS = FilterModule().filters()
 
 
 def test_gpu_filters() -> None:
-    inv = example_inventory()
+    inv = normalised_example()
     rules = FILTERS["node_feature_rules"](inv)
     assert {r["metadata"]["name"] for r in rules} == {f"homelab-ai-node-{n}" for n in ("gpu-nvidia-01", "gpu-amd-01", "strix-01", "strix-02", "media-01")}
     configmap = FILTERS["nvidia_device_plugin_configmap"](inv, "kube-system")

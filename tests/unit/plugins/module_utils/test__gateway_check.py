@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List
 
 import pytest
 
 from ansible_collections.homelab.ai.plugins.module_utils._gateway_check import GatewayUnreachable, check_gateway
-from tests.support.servers import JsonHandler
+from tests.support.servers import JsonHandler, StandIn
 
 KEY = "sk-master-0123456789"
 CATALOG = [
@@ -22,7 +20,7 @@ CATALOG = [
 ]
 
 
-class Gateway:
+class Gateway(StandIn):
     """What LiteLLM answers, per model: ``ok``, ``error`` (a 500 from the backend) or ``slow`` (no answer in time)."""
 
     def __init__(self) -> None:
@@ -63,18 +61,13 @@ class Gateway:
                 else:
                     self.reply(200, {"choices": [{"index": 0, "message": {"content": "x"}}], "usage": {"prompt_tokens": 4, "completion_tokens": 1}})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler, path="/v1")
 
 
 @pytest.fixture
 def gateway() -> Iterator[Gateway]:
-    served = Gateway()
-    yield served
-    served.server.shutdown()
-    served.server.server_close()
+    with Gateway() as served:
+        yield served
 
 
 def test_every_model_answers(gateway: Gateway) -> None:
@@ -117,7 +110,6 @@ def test_a_wrong_key_or_no_gateway_stops_before_any_model(gateway: Gateway) -> N
     with pytest.raises(GatewayUnreachable, match=r"refuses the master key \(400: No connected db.\). Fix: the key in the SOPS file differs"):
         check_gateway(gateway.url, "sk-other", CATALOG, timeout=5)
     assert not [r for r in gateway.requests if "body" in r]
-    gateway.server.shutdown()
-    gateway.server.server_close()
+    gateway.stop()
     with pytest.raises(GatewayUnreachable, match=r"cannot reach the gateway at .*port-forward svc/litellm 4000:4000"):
         check_gateway(gateway.url, KEY, CATALOG, timeout=5)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Iterator, List
 
@@ -27,6 +26,7 @@ from ansible_collections.homelab.ai.plugins.module_utils._gguf import (
 )
 from ansible_collections.homelab.ai.plugins.module_utils._sources import parse_source
 from tests.support.gguf_models import Shape, write_model
+from tests.support.servers import StandIn
 
 SHAPE = Shape("tiny", n_layer=3, n_embd=128, n_head=4, n_head_kv=2, n_ff=352, n_vocab=1000, weights="q8_0")
 
@@ -84,7 +84,7 @@ def test_info_round_trips_through_json(model: Path) -> None:
 # --- HTTP ----------------------------------------------------------------------------------------------------------------
 
 
-class Server:
+class Server(StandIn):
     def __init__(self, payload: bytes, ranges: bool = True):
         self.payload = payload
         self.ranges = ranges
@@ -115,17 +115,7 @@ class Server:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/model.gguf"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler, path="/model.gguf")
 
 
 @pytest.fixture

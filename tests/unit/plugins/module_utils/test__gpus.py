@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Dict
 
 import pytest
@@ -20,13 +19,13 @@ from ansible_collections.homelab.ai.plugins.module_utils._gpus import (
 )
 from ansible_collections.homelab.ai.plugins.module_utils._inventory import build_inventory
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
+from tests.support.example import example_inventory
 
 GIB = 2**30
-EXAMPLE = Path(__file__).resolve().parents[4] / "inventory" / "example" / "host_vars"
 
 
 def example_hosts() -> Dict[str, Dict[str, Any]]:
-    return {path.stem: yaml.safe_load(path.read_text()) for path in sorted(EXAMPLE.glob("*.yml"))}
+    return dict(sorted(example_inventory()[1].items()))  # by name: the order the assertions list nodes in
 
 
 def inventory(hosts=None, **shared) -> Dict[str, Any]:

@@ -2,14 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.homelab.ai.plugins.module_utils._inventory import build_inventory
 from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_pod, gpu_resource, node_gpu
-from tests.support.example import example_inventory
+from tests.support.example import normalised_example
 
 
 def inventory():
-    shared, hosts = example_inventory()
-    return build_inventory(shared, hosts).to_dict()
+    return normalised_example()
 
 
 def test_node_gpu_per_vendor():

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import os
 import socket
-import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
@@ -27,7 +25,8 @@ from ansible_collections.homelab.ai.plugins.module_utils._kube_access import (
 )
 from tests.support.fake_kube import FakeKube
 from tests.support.model_server import tls_certificate
-from tests.support.servers import JsonHandler
+from tests.support.servers import JsonHandler, StandIn
+from tests.support.servers import free_port as closed_port
 
 TOKEN = "k3s-token-0123"
 _ENVIRONMENT = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "NO_PROXY", "no_proxy")
@@ -65,13 +64,7 @@ def problem(kubeconfig: Optional[str], context: Optional[str] = None, **kwargs: 
     return str(caught.value)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ApiStub:
+class ApiStub(StandIn):
     """An API server's answers to /version and /api: 401 for a wrong token, 403 for /api without one, or ``status``."""
 
     def __init__(self, tls: Optional[tuple] = None, status: int = 200) -> None:
@@ -96,29 +89,14 @@ class ApiStub:
                 else:
                     self.send_json(200, {"kind": "APIVersions", "versions": ["v1"]})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        scheme = "http"
-        if tls:
-            import ssl
-
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*tls)
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-            scheme = "https"
-        self.port = self.server.server_address[1]
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, tls=tls)
 
 
 @pytest.fixture
 def stub() -> Iterator[ApiStub]:
-    server = ApiStub()
+    server = ApiStub().start()
     yield server
-    server.close()
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +110,9 @@ def certificates(tmp_path_factory):
 
 @pytest.fixture
 def tls_stub(certificates) -> Iterator[ApiStub]:
-    server = ApiStub(tls=certificates[0])
+    server = ApiStub(tls=certificates[0]).start()
     yield server
-    server.close()
+    server.stop()
 
 
 def ca_data(cert: str) -> str:
@@ -387,12 +365,12 @@ def test_a_user_without_rights_is_named(tmp_path, stub):
 
 
 def test_a_server_in_trouble_says_what_it_answered(tmp_path):
-    server = ApiStub(status=500)
+    server = ApiStub(status=500).start()
     try:
         path = write_kubeconfig(tmp_path / "config", server.url)
         assert "answers 500 Internal Server Error (etcd is not ready)" in problem(str(path))
     finally:
-        server.close()
+        server.stop()
 
 
 def test_the_kubeconfig_s_ca_checks_the_server(tmp_path, tls_stub, certificates):

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
-import yaml
 
 from ansible_collections.homelab.ai.plugins.module_utils._gguf import GgufInfo, HeaderUnavailable
-from ansible_collections.homelab.ai.plugins.module_utils._inventory import build_inventory
 from ansible_collections.homelab.ai.plugins.module_utils._kube import node_gpu
 from ansible_collections.homelab.ai.plugins.module_utils._vram import (
     RUNTIME_OVERHEAD,
@@ -19,9 +16,10 @@ from ansible_collections.homelab.ai.plugins.module_utils._vram import (
     make_vram_plan,
     settings_for_model,
 )
+from tests.support.example import components_of
+from tests.support.example import normalised_example as example_inventory
 
 MIB, GIB = 2**20, 2**30
-EXAMPLE = Path(__file__).resolve().parents[4] / "inventory" / "example"
 
 
 def header(*, n_layer=4, n_embd=256, n_head=4, n_head_kv=4, n_ff=704, n_vocab=4000, arch="llama", tied=False, extra=None, tensor_bytes=1000) -> GgufInfo:
@@ -127,54 +125,6 @@ def test_bad_headers_and_settings() -> None:
 
 
 # --- the plan --------------------------------------------------------------------------------------------------------
-
-
-def example_inventory(**shared) -> Dict[str, Any]:
-    hosts = {path.stem: yaml.safe_load(path.read_text()) for path in sorted((EXAMPLE / "host_vars").glob("*.yml"))}
-    catalog = yaml.safe_load((EXAMPLE / "group_vars" / "all" / "models.yml").read_text())
-    return build_inventory({**catalog, **shared}, hosts, cwd="/tmp").to_dict()
-
-
-def components_of(inventory: Dict[str, Any], *, ollama_vram=None, sd_vram=12 * GIB, max_loaded=1) -> List[Dict[str, Any]]:
-    """What the llamacpp, ollama and stable_diffusion roles register."""
-    llamacpp = []
-    for model in inventory["models"]:
-        if model["backend"] == "llamacpp":
-            gpu = node_gpu(inventory, model["node"])
-            llamacpp.append(
-                {
-                    "name": model["name"],
-                    "kind": "llamacpp",
-                    "node": gpu["node"],
-                    "gpu": gpu["gpu_id"],
-                    "model": model["name"],
-                    "vram": model["vram"],
-                    "scale_to_zero": model["scale_to_zero"],
-                }
-            )
-    nvidia = node_gpu(inventory, "gpu-nvidia-01")
-    ollama_models = [m["name"] for m in inventory["models"] if m["backend"] == "ollama"]
-    return [
-        {"name": "llamacpp", "gpu_workloads": llamacpp},
-        {
-            "name": "ollama",
-            "gpu_workloads": [
-                {
-                    "name": "ollama",
-                    "kind": "ollama",
-                    "node": nvidia["node"],
-                    "gpu": nvidia["gpu_id"],
-                    "vram": ollama_vram,
-                    "models": ollama_models,
-                    "max_loaded": max_loaded,
-                }
-            ],
-        },
-        {
-            "name": "stable-diffusion",
-            "gpu_workloads": [{"name": "stable-diffusion", "kind": "stable-diffusion", "node": nvidia["node"], "gpu": nvidia["gpu_id"], "vram": sd_vram}],
-        },
-    ]
 
 
 def offline(uri: str):

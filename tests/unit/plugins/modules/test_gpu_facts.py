@@ -3,47 +3,37 @@
 
 from __future__ import annotations
 
-import json
 import stat
 import sys
 from pathlib import Path
 
-import pytest
-from ansible.module_utils.testing import patch_module_args
-
-from ansible_collections.homelab.ai.plugins.modules import gpu_facts
+from tests.support.modules import run_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
 from sysfs_fixtures import NVIDIA_SMI_OUTPUT, nvidia_node, strix_halo_node
 
 
-def run_module(args, capsys):
-    with patch_module_args(args), pytest.raises(SystemExit):
-        gpu_facts.main()
-    return json.loads(capsys.readouterr().out)
-
-
-def test_module_sets_the_fact(tmp_path: Path, capsys) -> None:
+def test_module_sets_the_fact(tmp_path: Path) -> None:
     strix_halo_node(tmp_path)
-    result = run_module({"sysfs_root": str(tmp_path / "sys"), "dev_root": str(tmp_path / "dev"), "_ansible_check_mode": True}, capsys)
+    result = run_module("gpu_facts", {"sysfs_root": str(tmp_path / "sys"), "dev_root": str(tmp_path / "dev")}, check_mode=True, in_process=True)
     assert result["changed"] is False
     facts = result["ansible_facts"]["homelab_ai_gpu_facts"]
     assert facts["gpus"][0]["vendor"] == "amd" and facts["gpus"][0]["apu"] is True
 
 
-def test_module_runs_nvidia_smi(tmp_path: Path, capsys) -> None:
+def test_module_runs_nvidia_smi(tmp_path: Path) -> None:
     nvidia_node(tmp_path)
     fake = tmp_path / "nvidia-smi"
     fake.write_text(f"#!/bin/sh\ncat <<'END'\n{NVIDIA_SMI_OUTPUT}END\n")
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    result = run_module({"sysfs_root": str(tmp_path / "sys"), "dev_root": str(tmp_path / "dev"), "nvidia_smi": str(fake)}, capsys)
+    result = run_module("gpu_facts", {"sysfs_root": str(tmp_path / "sys"), "dev_root": str(tmp_path / "dev"), "nvidia_smi": str(fake)}, in_process=True)
     [gpu] = result["ansible_facts"]["homelab_ai_gpu_facts"]["gpus"]
     assert gpu["memory"] == 20475 * 2**20
     assert not result.get("warnings")
 
 
-def test_module_warns_without_nvidia_smi(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_module_warns_without_nvidia_smi(tmp_path: Path, monkeypatch) -> None:
     nvidia_node(tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))
-    result = run_module({"sysfs_root": str(tmp_path / "sys"), "dev_root": str(tmp_path / "dev")}, capsys)
+    result = run_module("gpu_facts", {"sysfs_root": str(tmp_path / "sys"), "dev_root": str(tmp_path / "dev")}, in_process=True)
     assert any("no nvidia-smi" in w for w in result["ansible_facts"]["homelab_ai_gpu_facts"]["warnings"])

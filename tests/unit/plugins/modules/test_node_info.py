@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pytest
-from ansible.module_utils.testing import patch_module_args
-
-from ansible_collections.homelab.ai.plugins.modules import node_info
+from tests.support.modules import run_module
 
 
-def test_module_reads_the_fixture_tree(tmp_path: Path, capsys) -> None:
+def test_module_reads_the_fixture_tree(tmp_path: Path) -> None:
     (tmp_path / "proc" / "sys" / "kernel").mkdir(parents=True)
     (tmp_path / "proc" / "meminfo").write_text("MemTotal: 1024 kB\n")
     (tmp_path / "proc" / "sys" / "kernel" / "osrelease").write_text("6.1.0-test\n")
@@ -23,11 +19,8 @@ def test_module_reads_the_fixture_tree(tmp_path: Path, capsys) -> None:
         "run_path": str(tmp_path / "run"),
         "kernel_modules": ["iscsi_tcp"],
         "units": ["homelab-ai-test-unit-that-does-not-exist"],
-        "_ansible_check_mode": True,
     }
-    with patch_module_args(args), pytest.raises(SystemExit):
-        node_info.main()
-    result = json.loads(capsys.readouterr().out)
+    result = run_module("node_info", args, check_mode=True, in_process=True)
     assert result["changed"] is False
     assert result["info"]["memory_total"] == 1024 * 1024
     assert result["info"]["kernel_release"] == "6.1.0-test"
