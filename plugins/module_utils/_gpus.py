@@ -14,7 +14,7 @@ of a node) becomes what each vendor's device plugin understands:
 - AMD: the ROCm device plugin has no time-slicing (one container per GPU); the preflight refuses replicas above 1, and
   models that share an AMD GPU go into one llama.cpp or Ollama server instead.
 
-Time-slicing shares compute, never memory: the VRAM plan (``_vram``) checks that what shares a GPU fits.
+Time-slicing shares compute, never memory: the VRAM plan (``_vram_plan``) checks that what shares a GPU fits.
 """
 
 from __future__ import annotations

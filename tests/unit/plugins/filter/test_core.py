@@ -12,7 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.homelab.ai.plugins.filter.core import FilterModule
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
-from test__vram import example_inventory
+from test__vram_plan import example_inventory
 
 FILTERS = FilterModule().filters()
 

@@ -15,7 +15,7 @@ from ansible_collections.homelab.ai.plugins.modules import vram_plan
 from tests.support.gguf_models import Shape, write_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "module_utils"))
-from test__vram import GIB, components_of, example_inventory
+from test__vram_plan import GIB, components_of, example_inventory
 
 
 def run_module(args, capsys):
