@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ._gpus import GPU_LABEL_PREFIX
 from ._inventory import VENDORS
 from ._kernel_cmdline import CmdlineError, missing, normalise_args
-from ._kube import GPU_LABEL_PREFIX
 from ._problems import Problem, suggest
 from ._quantity import QuantityError, format_bytes, to_bytes
 

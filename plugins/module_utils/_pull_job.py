@@ -19,10 +19,11 @@ import os
 import re
 from typing import Any, Dict, List, Mapping, Optional
 
-from ._kube import RUN_AS
+from ._placement import RUN_AS
 from ._problems import InputError, Problem
+from ._quantity import to_bytes, to_quantity
 
-__all__ = ["CODE_MODULES", "DEFAULT_IMAGE", "PACKAGE", "code_configmap", "code_digest", "code_files", "pull_job", "pull_wait_container"]
+__all__ = ["CODE_MODULES", "DEFAULT_IMAGE", "PACKAGE", "cache_size", "code_configmap", "code_digest", "code_files", "pull_job", "pull_wait_container"]
 
 # the stdlib-only modules the Job needs, in import order
 CODE_MODULES = ("_problems.py", "_sources.py", "_download.py", "_hf.py", "_ollama_registry.py", "_pull.py")
@@ -224,3 +225,17 @@ def pull_wait_container(path: str, volume: str, mount_path: str = "/models", ima
         },
         "volumeMounts": [{"name": volume, "mountPath": mount_path, "readOnly": True}],
     }
+
+
+_GI = 2**30
+
+
+def cache_size(model: Mapping[str, Any], default: str) -> str:
+    """Size of a model's cache volume: as set, else the file size plus 10 % and 1 GiB (partial downloads,
+    metadata), rounded up to whole GiB, else ``default``."""
+    if model.get("cache_size"):
+        return to_quantity(int(model["cache_size"]))
+    if model.get("size"):
+        wanted = int(model["size"]) * 11 // 10 + _GI
+        return to_quantity(-(-wanted // _GI) * _GI)
+    return to_quantity(to_bytes(default))

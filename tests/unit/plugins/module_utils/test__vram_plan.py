@@ -12,7 +12,7 @@ from test__vram_estimate import header
 
 from ansible_collections.homelab.ai.plugins.module_utils._gguf import HeaderUnavailable
 from ansible_collections.homelab.ai.plugins.module_utils._inventory import build_inventory
-from ansible_collections.homelab.ai.plugins.module_utils._kube import node_gpu
+from ansible_collections.homelab.ai.plugins.module_utils._placement import node_gpu
 from ansible_collections.homelab.ai.plugins.module_utils._vram_estimate import RUNTIME_OVERHEAD, LlamaSettings, estimate_llamacpp, settings_for_model
 from ansible_collections.homelab.ai.plugins.module_utils._vram_plan import make_vram_plan
 
