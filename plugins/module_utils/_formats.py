@@ -18,6 +18,7 @@ import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
+from ._names import is_dns_label, is_dns_subdomain
 from ._problems import Problem
 
 __all__ = [
@@ -49,8 +50,6 @@ __all__ = [
 
 Check = Callable[[Any], str]
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # distribution/reference's grammar: [domain[:port]/]path[:tag][@digest]
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?"
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
@@ -80,15 +79,13 @@ def _text(value: Any) -> Optional[str]:
 
 
 def dns_label(value: Any) -> str:
-    text = _text(value)
-    if text is None or not _DNS_LABEL.match(text):
+    if not is_dns_label(value):
         return "is not a DNS label (lower case letters, digits and '-', at most 63, starting and ending with a letter or digit)"
     return ""
 
 
 def dns_subdomain(value: Any) -> str:
-    text = _text(value)
-    if text is None or len(text) > 253 or not all(_DNS_LABEL.match(part) for part in text.split(".")):
+    if not is_dns_subdomain(value):
         return "is not a DNS subdomain (lower case DNS labels joined by '.', at most 253 characters)"
     return ""
 
@@ -97,7 +94,7 @@ def hostname(value: Any) -> str:
     """A host name for an Ingress rule: DNS labels joined by '.', optionally a leading '*.' wildcard."""
     text = _text(value)
     host = text[2:] if text and text.startswith("*.") else text
-    if host is None or len(host) > 253 or not all(_HOST_LABEL.match(part) for part in host.split(".")):
+    if not is_dns_subdomain(host):
         return "is not a host name (lower case letters, digits and '-' in labels joined by '.'; an Ingress takes no IP address or port)"
     return ""
 

@@ -13,9 +13,10 @@ import difflib
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Sequence
+from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from ._gpus import compare_gpus, gpus_from_facts
+from ._names import is_dns_label, is_dns_subdomain, slug
 from ._problems import InputError, Problem, suggest
 from ._quantity import QuantityError, to_bytes, to_quantity
 from ._sources import Source, SourceError, parse_source
@@ -35,7 +36,6 @@ __all__ = [
     "Node",
     "build_inventory",
     "check_variable_names",
-    "slug",
 ]
 
 VENDORS = ("nvidia", "amd", "intel")
@@ -133,8 +133,6 @@ MAX_GPU_MEMORY = 4 * 2**40
 MAX_GPUS = 16
 MAX_SHARING = 64
 MAX_APPLY_TIMEOUT = 86400
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 _REPO_PATH = re.compile(r"^(\./)?[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -235,12 +233,6 @@ class Inventory:
         return None
 
 
-def slug(name: str, max_len: int = 52) -> str:
-    """A DNS label made from a model name (``qwen2.5-coder:14b`` -> ``qwen2-5-coder-14b``)."""
-    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return text[:max_len].rstrip("-") or "model"
-
-
 def check_variable_names(names: Sequence[str], known: Sequence[str], prefixes: Sequence[str], allowed: Sequence[str] = ()) -> List[Problem]:
     """Misspelled and look-alike variables: a name under one of our ``prefixes`` that no role declares, or a name
     close to one that is declared (``stable_difusion_enabled``, ``longhorn_enable``). Such a name would be ignored
@@ -274,9 +266,9 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
     problems: List[Problem] = []
     values = {**DEFAULTS, **{key: value for key, value in shared.items() if value is not None}}
 
-    cluster = _choice_str(values, "homelab_ai_cluster_name", problems, pattern=_DNS_LABEL, what="a DNS label (lower case letters, digits, '-')")
+    cluster = _choice_str(values, "homelab_ai_cluster_name", problems, check=is_dns_label, what="a DNS label (lower case letters, digits, '-')")
     mode = _choice(values, "homelab_ai_mode", DEPLOY_MODES, problems)
-    namespace = _choice_str(values, "homelab_ai_namespace", problems, pattern=_DNS_LABEL, what="a DNS label (lower case letters, digits, '-')")
+    namespace = _choice_str(values, "homelab_ai_namespace", problems, check=is_dns_label, what="a DNS label (lower case letters, digits, '-')")
     distribution = _choice(values, "homelab_ai_kube_distribution", DISTRIBUTIONS, problems)
     render_dir = values["homelab_ai_render_dir"]
     if not isinstance(render_dir, str) or not render_dir:
@@ -289,7 +281,7 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
     prune_data = _bool("homelab_ai_prune_data", values["homelab_ai_prune_data"], problems, False)
     flux = _flux(values, str(cluster), problems)
     ingress = values["homelab_ai_ingress_namespace"] or INGRESS_NAMESPACES.get(str(distribution), "ingress-nginx")
-    if not isinstance(ingress, str) or not _DNS_LABEL.match(ingress):
+    if not is_dns_label(ingress):
         problems.append(Problem("homelab_ai_ingress_namespace", f"{ingress!r} is not a namespace name", "use the namespace the ingress controller runs in"))
     load_balancer = values["homelab_ai_load_balancer"] or DEFAULT_LOAD_BALANCERS.get(str(distribution), "address-pool")
     if load_balancer not in LOAD_BALANCERS:
@@ -360,7 +352,7 @@ def _flux(values: Mapping[str, Any], cluster: str, problems: List[Problem]) -> F
             )
         )
         parts = [cluster]
-    source = _choice_str(values, "homelab_ai_flux_source", problems, pattern=_DNS_SUBDOMAIN, what="the name of a Flux GitRepository")
+    source = _choice_str(values, "homelab_ai_flux_source", problems, check=is_dns_subdomain, what="the name of a Flux GitRepository")
     return Flux(path="./" + "/".join(parts), source=source)
 
 
@@ -374,9 +366,9 @@ def _choice(values: Mapping[str, Any], key: str, choices: Sequence[str], problem
     return str(value)
 
 
-def _choice_str(values: Mapping[str, Any], key: str, problems: List[Problem], *, pattern: re.Pattern[str], what: str) -> str:
+def _choice_str(values: Mapping[str, Any], key: str, problems: List[Problem], *, check: Callable[[object], bool], what: str) -> str:
     value = values[key]
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not check(value):
         problems.append(Problem(key, f"{value!r} is not {what}", f"set {key} to {what}, for example {DEFAULTS[key]!r}"))
         return str(DEFAULTS[key])
     return value
@@ -438,7 +430,7 @@ _FALSE = frozenset({"false", "no", "off", "0"})
 
 def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem], warnings: List[str]) -> Node:
     name = hvars.get("homelab_ai_node_name") or host
-    if not isinstance(name, str) or not _DNS_SUBDOMAIN.match(name):
+    if not is_dns_subdomain(name):
         problems.append(Problem(f"{host}: homelab_ai_node_name", f"{name!r} is not a Kubernetes node name", "use the name `kubectl get nodes` shows"))
         name = str(name)
     labels_raw = hvars.get("homelab_ai_node_labels") or {}
