@@ -5,7 +5,7 @@
 
 Writes random-weight GGUF models of several shapes (``gguf.GGUFWriter``), loads each in llama.cpp
 (``llama-cpp-python``, CPU) at three context sizes and with several cache settings, reads llama.cpp's own
-buffer sizes from its log (model, KV cache, compute) and compares them with ``_vram.estimate_llamacpp`` on the
+buffer sizes from its log (model, KV cache, compute) and compares them with ``_vram_estimate.estimate_llamacpp`` on the
 same header. Target: every case within 5 % or 64 MiB of the total, whichever is larger.
 
     make .cache/venv-bench/.stamp        # llama-cpp-python builds llama.cpp from source (~8.5 min on 2 cores)
@@ -139,7 +139,7 @@ def measure(case: Case, path: Path) -> Dict[str, float]:
 
 def estimate(case: Case, path: Path):
     from ansible_collections.homelab.ai.plugins.module_utils._gguf import read_local
-    from ansible_collections.homelab.ai.plugins.module_utils._vram import LlamaSettings, estimate_llamacpp
+    from ansible_collections.homelab.ai.plugins.module_utils._vram_estimate import LlamaSettings, estimate_llamacpp
 
     settings = LlamaSettings(n_ctx=case.n_ctx, n_gpu_layers=999, n_ubatch=case.n_ubatch, type_k=case.type_k, type_v=case.type_v, flash_attn=case.flash)
     return estimate_llamacpp(read_local(str(path)), settings)
@@ -229,7 +229,7 @@ def render(rows: List[Dict], version: str, elapsed: float) -> str:
         f"{elapsed:.0f} s on 2 cores. Random-weight LLaMA-architecture models written with `gguf.GGUFWriter`; "
         "each loaded by llama.cpp with `n_ubatch` 512 and the context, flash attention and KV cache types shown. ",
         "Measured: llama.cpp's own log lines (`model buffer size`, `llama_kv_cache: size`, `compute buffer size`); "
-        "estimated: `plugins/module_utils/_vram.py` `estimate_llamacpp` from the GGUF header alone. Sizes in MiB, measured / estimated. ",
+        "estimated: `plugins/module_utils/_vram_estimate.py` `estimate_llamacpp` from the GGUF header alone. Sizes in MiB, measured / estimated. ",
         "Target: the total within 5 % or 64 MiB, whichever is larger.",
         "",
         "| model | context (cells) | flash attn | KV type | model | KV cache | compute | total | error | |",

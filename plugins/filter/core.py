@@ -18,11 +18,11 @@ from ansible_collections.homelab.ai.plugins.module_utils._components import (
 )
 from ansible_collections.homelab.ai.plugins.module_utils._exposure import ingress_object, service_fields
 from ansible_collections.homelab.ai.plugins.module_utils._gpus import intel_plugin_groups, node_feature_rules, nvidia_device_plugin_configmap
-from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_pod, node_gpu
 from ansible_collections.homelab.ai.plugins.module_utils._litellm import litellm_config
 from ansible_collections.homelab.ai.plugins.module_utils._llama_server import embedding_args
+from ansible_collections.homelab.ai.plugins.module_utils._placement import gpu_pod, node_gpu
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
-from ansible_collections.homelab.ai.plugins.module_utils._pull_job import code_configmap, pull_job, pull_wait_container
+from ansible_collections.homelab.ai.plugins.module_utils._pull_job import cache_size, code_configmap, pull_job, pull_wait_container
 from ansible_collections.homelab.ai.plugins.module_utils._quantity import QuantityError, to_bytes
 from ansible_collections.homelab.ai.plugins.module_utils._scale_to_zero import elasti_trigger
 from ansible_collections.homelab.ai.plugins.module_utils._yaml import dump

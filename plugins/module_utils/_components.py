@@ -20,10 +20,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ._flux import LAYERS, PRUNE_DISABLED, chart_objects, keeps_data
+from ._names import is_dns_label
 from ._network import network_policies
 from ._pod_security import namespace_level
 from ._problems import InputError, Problem
@@ -59,7 +59,6 @@ CLUSTER_SCOPED_KINDS = frozenset(
 # Namespaces that exist on every cluster (or belong to Flux), which the collection never creates.
 SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "flux-system"})
 COMMON_LABELS = {"app.kubernetes.io/managed-by": "homelab.ai", "app.kubernetes.io/part-of": "homelab-ai"}
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # the workloads whose pods can roll (not Jobs: a Job's pod template cannot change)
 _WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 # the key that marks a variable's value as a registered component
@@ -101,7 +100,7 @@ def normalize_component(raw: Mapping[str, Any], default_namespace: str) -> Dict[
     problems: List[Problem] = []
     name = raw.get("name")
     where = f"component {name}"
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not is_dns_label(name):
         raise InputError([Problem("component", f"{name!r} is not a component name", "use a DNS label")])
     for key in raw:
         if key not in _COMPONENT_KEYS and key != MARKER:

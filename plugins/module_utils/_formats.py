@@ -1,6 +1,7 @@
 # Copyright: homelab.ai contributors
 # Apache License 2.0 (see LICENSE)
-"""The formats of the values the inventory gives: one validator per kind of value, and which variable has which.
+"""The formats of the values the inventory gives: one validator per kind of value, which variable has which, and the
+readers of a field (a whole number, a boolean, a size, a choice) that every parser of the inventory shares.
 
 Each validator returns what is wrong with a value ("" when nothing is), so that the preflight can name the input,
 what is wrong and the fix, for every problem at once. Templates emit every value as data (``to_json``), so a value can
@@ -18,7 +19,9 @@ import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from ._problems import Problem
+from ._names import is_dns_label, is_dns_subdomain
+from ._problems import Problem, suggest
+from ._quantity import QuantityError, to_bytes, to_quantity
 
 __all__ = [
     "BOUNDS",
@@ -39,18 +42,23 @@ __all__ = [
     "label_key",
     "label_value",
     "promql_matchers",
+    "read_bool",
+    "read_choice",
+    "read_int",
+    "read_quantity",
     "relative_path",
     "secret_text",
     "semver",
     "text_line",
+    "unknown_keys",
     "url",
     "variable_problems",
 ]
 
 Check = Callable[[Any], str]
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+MAX_SIZE = 64 * 2**40  # a model file, a volume: 64Ti
+
 # distribution/reference's grammar: [domain[:port]/]path[:tag][@digest]
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?"
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
@@ -80,15 +88,13 @@ def _text(value: Any) -> Optional[str]:
 
 
 def dns_label(value: Any) -> str:
-    text = _text(value)
-    if text is None or not _DNS_LABEL.match(text):
+    if not is_dns_label(value):
         return "is not a DNS label (lower case letters, digits and '-', at most 63, starting and ending with a letter or digit)"
     return ""
 
 
 def dns_subdomain(value: Any) -> str:
-    text = _text(value)
-    if text is None or len(text) > 253 or not all(_DNS_LABEL.match(part) for part in text.split(".")):
+    if not is_dns_subdomain(value):
         return "is not a DNS subdomain (lower case DNS labels joined by '.', at most 253 characters)"
     return ""
 
@@ -97,7 +103,7 @@ def hostname(value: Any) -> str:
     """A host name for an Ingress rule: DNS labels joined by '.', optionally a leading '*.' wildcard."""
     text = _text(value)
     host = text[2:] if text and text.startswith("*.") else text
-    if host is None or len(host) > 253 or not all(_HOST_LABEL.match(part) for part in host.split(".")):
+    if not is_dns_subdomain(host):
         return "is not a host name (lower case letters, digits and '-' in labels joined by '.'; an Ingress takes no IP address or port)"
     return ""
 
@@ -385,3 +391,70 @@ def variable_problems(name: str, value: Any) -> List[Problem]:
     else:
         check(name, name, value)
     return problems
+
+
+# --- reading a field of the inventory: its value, or a problem and the default ------------------------------------------
+
+
+def read_choice(values: Mapping[str, Any], key: str, choices: Sequence[str], problems: List[Problem]) -> str:
+    value = values[key]
+    if value not in choices:
+        problems.append(
+            Problem(key, f"{value!r} is not one of {', '.join(choices)}{suggest(str(value), choices)}", f"set {key} to one of {', '.join(choices)}")
+        )
+        return choices[0]
+    return str(value)
+
+
+def unknown_keys(where: str, raw: Mapping[str, Any], allowed: Sequence[str], problems: List[Problem]) -> None:
+    for key in raw:
+        if key not in allowed:
+            problems.append(Problem(f"{where}.{key}", f"is not a known key{suggest(str(key), allowed)}", f"use one of {', '.join(allowed)}"))
+
+
+def read_quantity(where: str, value: Any, problems: List[Problem], *, required: bool = False, maximum: int = MAX_SIZE) -> Optional[int]:
+    if value is None:
+        if required:
+            problems.append(Problem(where, "is missing", "give a size such as 24Gi"))
+        return None
+    try:
+        size = to_bytes(value)
+    except QuantityError as exc:
+        problems.append(Problem(where, str(exc), "write a Kubernetes quantity such as 24Gi or 512Mi"))
+        return None
+    if not 0 < size <= maximum:
+        problems.append(Problem(where, f"{value!r} is not above 0 and at most {to_quantity(maximum)}", "write the size in Gi, such as 24Gi"))
+        return None
+    return size
+
+
+def read_int(where: str, value: Any, problems: List[Problem], *, minimum: int, default: int, maximum: int = 2**31 - 1) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        else:
+            problems.append(Problem(where, f"{value!r} is not a whole number", f"write a whole number from {minimum} to {maximum}"))
+            return default
+    if not minimum <= value <= maximum:
+        problems.append(Problem(where, f"{value} is not between {minimum} and {maximum}", f"write a whole number from {minimum} to {maximum}"))
+        return default
+    return int(value)
+
+
+def read_bool(where: str, value: Any, problems: List[Problem], default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    # the strings Ansible itself reads as booleans, as `-e name=true` hands them over
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    problems.append(Problem(where, f"{value!r} is not true or false", "write true or false"))
+    return default
+
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})

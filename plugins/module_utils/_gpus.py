@@ -14,7 +14,7 @@ of a node) becomes what each vendor's device plugin understands:
 - AMD: the ROCm device plugin has no time-slicing (one container per GPU); the preflight refuses replicas above 1, and
   models that share an AMD GPU go into one llama.cpp or Ollama server instead.
 
-Time-slicing shares compute, never memory: the VRAM plan (``_vram``) checks that what shares a GPU fits.
+Time-slicing shares compute, never memory: the VRAM plan (``_vram_plan``) checks that what shares a GPU fits.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import hashlib
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ._kube import GPU_LABEL_PREFIX
 from ._problems import Problem
 from ._quantity import format_bytes, to_quantity
 from ._yaml import dump
 
 __all__ = [
+    "GPU_LABEL_PREFIX",
     "INTEL_SHARED_LABEL",
     "NVIDIA_CONFIGMAP",
     "NVIDIA_CONFIG_LABEL",
@@ -44,6 +44,8 @@ __all__ = [
     "sharing_profile",
 ]
 
+# the node labels of the GPUs: homelab.ai/gpu.<vendor>, .product, .memory ... (gpu_node_labels)
+GPU_LABEL_PREFIX = "homelab.ai/gpu"
 NVIDIA_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 NVIDIA_CONFIGMAP = "nvidia-device-plugin-configs"
 INTEL_SHARED_LABEL = f"{GPU_LABEL_PREFIX}.intel.shared-dev-num"

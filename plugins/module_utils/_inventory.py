@@ -13,32 +13,30 @@ import difflib
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from typing import AbstractSet, Any, Dict, List, Mapping, Optional, Sequence
+from typing import AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from ._formats import label_key, label_value, read_bool, read_choice, read_int, read_quantity, unknown_keys
+from ._gpu_entries import MAX_GPU_MEMORY, gpu_entry
 from ._gpus import compare_gpus, gpus_from_facts
+from ._names import is_dns_label, is_dns_subdomain, slug
 from ._problems import InputError, Problem, suggest
-from ._quantity import QuantityError, to_bytes, to_quantity
 from ._sources import Source, SourceError, parse_source
 
 __all__ = [
     "BACKENDS",
     "DEFAULTS",
-    "GPU_KEYS",
     "MODEL_KEYS",
     "MODES",
     "NODE_VARIABLES",
     "SHARED_VARIABLES",
-    "VENDORS",
     "Gpu",
     "Inventory",
     "Model",
     "Node",
     "build_inventory",
     "check_variable_names",
-    "slug",
 ]
 
-VENDORS = ("nvidia", "amd", "intel")
 BACKENDS = ("llamacpp", "ollama")
 MODES = ("chat", "embedding", "completion")
 # llama-server's --pooling of an embedding model (llama.cpp's LLAMA_POOLING_TYPE_*, rank aside: a reranker's)
@@ -102,7 +100,6 @@ SHARED_VARIABLES = frozenset(DEFAULTS) | frozenset(
 # Variables of a node host.
 NODE_VARIABLES = frozenset({"homelab_ai_gpus", "homelab_ai_gpu_sharing", "homelab_ai_node_name", "homelab_ai_node_labels", "homelab_ai_gpu_facts"})
 
-GPU_KEYS = ("vendor", "model", "memory", "count", "sharing", "apu")
 SHARING_KEYS = ("replicas", "rename_by_default", "fail_requests_greater_than_one")
 MODEL_KEYS = (
     "name",
@@ -128,18 +125,11 @@ ELASTI_NAME_MAX = 41
 MAX_CONTEXT = 2**21  # 2M tokens: more than any GGUF model takes
 MAX_PARALLEL = 256
 MAX_GPU_LAYERS = 999  # 999 means all; llama.cpp caps it at the model's layers
-MAX_SIZE = 64 * 2**40  # a model file, a volume: 64Ti
-MAX_GPU_MEMORY = 4 * 2**40
-MAX_GPUS = 16
 MAX_SHARING = 64
 MAX_APPLY_TIMEOUT = 86400
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 _REPO_PATH = re.compile(r"^(\./)?[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
 @dataclass
@@ -235,12 +225,6 @@ class Inventory:
         return None
 
 
-def slug(name: str, max_len: int = 52) -> str:
-    """A DNS label made from a model name (``qwen2.5-coder:14b`` -> ``qwen2-5-coder-14b``)."""
-    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return text[:max_len].rstrip("-") or "model"
-
-
 def check_variable_names(names: Sequence[str], known: Sequence[str], prefixes: Sequence[str], allowed: Sequence[str] = ()) -> List[Problem]:
     """Misspelled and look-alike variables: a name under one of our ``prefixes`` that no role declares, or a name
     close to one that is declared (``stable_difusion_enabled``, ``longhorn_enable``). Such a name would be ignored
@@ -274,22 +258,22 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
     problems: List[Problem] = []
     values = {**DEFAULTS, **{key: value for key, value in shared.items() if value is not None}}
 
-    cluster = _choice_str(values, "homelab_ai_cluster_name", problems, pattern=_DNS_LABEL, what="a DNS label (lower case letters, digits, '-')")
-    mode = _choice(values, "homelab_ai_mode", DEPLOY_MODES, problems)
-    namespace = _choice_str(values, "homelab_ai_namespace", problems, pattern=_DNS_LABEL, what="a DNS label (lower case letters, digits, '-')")
-    distribution = _choice(values, "homelab_ai_kube_distribution", DISTRIBUTIONS, problems)
+    cluster = _choice_str(values, "homelab_ai_cluster_name", problems, check=is_dns_label, what="a DNS label (lower case letters, digits, '-')")
+    mode = read_choice(values, "homelab_ai_mode", DEPLOY_MODES, problems)
+    namespace = _choice_str(values, "homelab_ai_namespace", problems, check=is_dns_label, what="a DNS label (lower case letters, digits, '-')")
+    distribution = read_choice(values, "homelab_ai_kube_distribution", DISTRIBUTIONS, problems)
     render_dir = values["homelab_ai_render_dir"]
     if not isinstance(render_dir, str) or not render_dir:
         problems.append(Problem("homelab_ai_render_dir", f"{render_dir!r} is not a path", "set a directory such as build"))
         render_dir = "build"
     render_dir = os.path.abspath(os.path.join(cwd or os.getcwd(), os.path.expanduser(render_dir)))
-    apply_timeout = _int("homelab_ai_apply_timeout", values["homelab_ai_apply_timeout"], problems, minimum=1, default=600, maximum=MAX_APPLY_TIMEOUT)
+    apply_timeout = read_int("homelab_ai_apply_timeout", values["homelab_ai_apply_timeout"], problems, minimum=1, default=600, maximum=MAX_APPLY_TIMEOUT)
 
-    vram_overcommit = _bool("homelab_ai_vram_overcommit", values["homelab_ai_vram_overcommit"], problems, False)
-    prune_data = _bool("homelab_ai_prune_data", values["homelab_ai_prune_data"], problems, False)
+    vram_overcommit = read_bool("homelab_ai_vram_overcommit", values["homelab_ai_vram_overcommit"], problems, False)
+    prune_data = read_bool("homelab_ai_prune_data", values["homelab_ai_prune_data"], problems, False)
     flux = _flux(values, str(cluster), problems)
     ingress = values["homelab_ai_ingress_namespace"] or INGRESS_NAMESPACES.get(str(distribution), "ingress-nginx")
-    if not isinstance(ingress, str) or not _DNS_LABEL.match(ingress):
+    if not is_dns_label(ingress):
         problems.append(Problem("homelab_ai_ingress_namespace", f"{ingress!r} is not a namespace name", "use the namespace the ingress controller runs in"))
     load_balancer = values["homelab_ai_load_balancer"] or DEFAULT_LOAD_BALANCERS.get(str(distribution), "address-pool")
     if load_balancer not in LOAD_BALANCERS:
@@ -302,7 +286,7 @@ def build_inventory(shared: Mapping[str, Any], hosts: Mapping[str, Mapping[str, 
         )
     ingress_class = values["homelab_ai_ingress_class"] or INGRESS_CLASSES.get(str(distribution), "")
     network = Network(
-        _bool("homelab_ai_network_policies", values["homelab_ai_network_policies"], problems, True), [str(ingress)], str(load_balancer), str(ingress_class)
+        read_bool("homelab_ai_network_policies", values["homelab_ai_network_policies"], problems, True), [str(ingress)], str(load_balancer), str(ingress_class)
     )
     warnings: List[str] = []
     nodes = [_node(host, hvars, problems, warnings) for host, hvars in hosts.items()]
@@ -360,85 +344,21 @@ def _flux(values: Mapping[str, Any], cluster: str, problems: List[Problem]) -> F
             )
         )
         parts = [cluster]
-    source = _choice_str(values, "homelab_ai_flux_source", problems, pattern=_DNS_SUBDOMAIN, what="the name of a Flux GitRepository")
+    source = _choice_str(values, "homelab_ai_flux_source", problems, check=is_dns_subdomain, what="the name of a Flux GitRepository")
     return Flux(path="./" + "/".join(parts), source=source)
 
 
-def _choice(values: Mapping[str, Any], key: str, choices: Sequence[str], problems: List[Problem]) -> str:
+def _choice_str(values: Mapping[str, Any], key: str, problems: List[Problem], *, check: Callable[[object], bool], what: str) -> str:
     value = values[key]
-    if value not in choices:
-        problems.append(
-            Problem(key, f"{value!r} is not one of {', '.join(choices)}{suggest(str(value), choices)}", f"set {key} to one of {', '.join(choices)}")
-        )
-        return choices[0]
-    return str(value)
-
-
-def _choice_str(values: Mapping[str, Any], key: str, problems: List[Problem], *, pattern: re.Pattern[str], what: str) -> str:
-    value = values[key]
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not check(value):
         problems.append(Problem(key, f"{value!r} is not {what}", f"set {key} to {what}, for example {DEFAULTS[key]!r}"))
         return str(DEFAULTS[key])
     return value
 
 
-def _unknown_keys(where: str, raw: Mapping[str, Any], allowed: Sequence[str], problems: List[Problem]) -> None:
-    for key in raw:
-        if key not in allowed:
-            problems.append(Problem(f"{where}.{key}", f"is not a known key{suggest(str(key), allowed)}", f"use one of {', '.join(allowed)}"))
-
-
-def _quantity(where: str, value: Any, problems: List[Problem], *, required: bool = False, maximum: int = MAX_SIZE) -> Optional[int]:
-    if value is None:
-        if required:
-            problems.append(Problem(where, "is missing", "give a size such as 24Gi"))
-        return None
-    try:
-        size = to_bytes(value)
-    except QuantityError as exc:
-        problems.append(Problem(where, str(exc), "write a Kubernetes quantity such as 24Gi or 512Mi"))
-        return None
-    if not 0 < size <= maximum:
-        problems.append(Problem(where, f"{value!r} is not above 0 and at most {to_quantity(maximum)}", "write the size in Gi, such as 24Gi"))
-        return None
-    return size
-
-
-def _int(where: str, value: Any, problems: List[Problem], *, minimum: int, default: int, maximum: int = 2**31 - 1) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        else:
-            problems.append(Problem(where, f"{value!r} is not a whole number", f"write a whole number from {minimum} to {maximum}"))
-            return default
-    if not minimum <= value <= maximum:
-        problems.append(Problem(where, f"{value} is not between {minimum} and {maximum}", f"write a whole number from {minimum} to {maximum}"))
-        return default
-    return int(value)
-
-
-def _bool(where: str, value: Any, problems: List[Problem], default: bool) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    # the strings Ansible itself reads as booleans, as `-e name=true` hands them over
-    text = str(value).strip().lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
-    problems.append(Problem(where, f"{value!r} is not true or false", "write true or false"))
-    return default
-
-
-_TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0"})
-
-
 def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem], warnings: List[str]) -> Node:
     name = hvars.get("homelab_ai_node_name") or host
-    if not isinstance(name, str) or not _DNS_SUBDOMAIN.match(name):
+    if not is_dns_subdomain(name):
         problems.append(Problem(f"{host}: homelab_ai_node_name", f"{name!r} is not a Kubernetes node name", "use the name `kubectl get nodes` shows"))
         name = str(name)
     labels_raw = hvars.get("homelab_ai_node_labels") or {}
@@ -448,7 +368,7 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem], warnings
     else:
         for key, value in labels_raw.items():
             text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-            if not _LABEL_KEY.match(str(key)) or not _LABEL_VALUE.match(text):
+            if label_key(str(key)) or label_value(text):
                 problems.append(
                     Problem(
                         f"{host}: homelab_ai_node_labels.{key}",
@@ -482,18 +402,10 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem], warnings
     node_sharing = hvars.get("homelab_ai_gpu_sharing")
     for index, raw in enumerate(gpus_raw):
         where = f"{host}: homelab_ai_gpus[{index}]"
-        if not isinstance(raw, Mapping):
-            problems.append(Problem(where, f"{raw!r} is not a mapping", "write vendor, memory and optionally model, count, sharing, apu"))
+        entry = gpu_entry(where, raw, problems)
+        if entry is None:
             continue
-        _unknown_keys(where, raw, GPU_KEYS, problems)
-        vendor = raw.get("vendor")
-        if vendor not in VENDORS:
-            problems.append(
-                Problem(f"{where}.vendor", f"{vendor!r} is not a known GPU vendor{suggest(str(vendor), VENDORS)}", f"use one of {', '.join(VENDORS)}")
-            )
-            continue
-        memory = _quantity(f"{where}.memory", raw.get("memory"), problems, required=True, maximum=MAX_GPU_MEMORY)
-        count = _int(f"{where}.count", raw.get("count"), problems, minimum=1, default=1, maximum=MAX_GPUS)
+        vendor = entry["vendor"]
         if "sharing" in raw or node_sharing is None:
             replicas, rename, fail_gt_one = _sharing(f"{where}.sharing", vendor, raw.get("sharing"), problems)
         else:  # the node's default knob; NVIDIA-only options do not apply to the node's other GPUs
@@ -504,12 +416,12 @@ def _node(host: str, hvars: Mapping[str, Any], problems: List[Problem], warnings
         gpus.append(
             Gpu(
                 id=f"{name}/gpu{index}",
-                vendor=str(vendor),
-                model=str(raw.get("model") or vendor),
-                memory=memory or 0,
-                count=count,
+                vendor=vendor,
+                model=entry["model"],
+                memory=entry["memory"] or 0,
+                count=entry["count"],
                 replicas=replicas,
-                apu=_bool(f"{where}.apu", raw.get("apu"), problems, False),
+                apu=entry["apu"],
                 rename_by_default=rename,
                 fail_requests_greater_than_one=fail_gt_one,
                 source=source,
@@ -566,7 +478,7 @@ def _sharing(where: str, vendor: str, raw: Any, problems: List[Problem]) -> tupl
                     "remove it" if nvidia_only else f"use {', '.join(allowed)}",
                 )
             )
-    replicas = _int(f"{where}.replicas", raw.get("replicas"), problems, minimum=1, default=1, maximum=MAX_SHARING)
+    replicas = read_int(f"{where}.replicas", raw.get("replicas"), problems, minimum=1, default=1, maximum=MAX_SHARING)
     if vendor == "amd" and replicas > 1:
         problems.append(
             Problem(
@@ -576,8 +488,8 @@ def _sharing(where: str, vendor: str, raw: Any, problems: List[Problem]) -> tupl
             )
         )
         replicas = 1
-    rename = _bool(f"{where}.rename_by_default", raw.get("rename_by_default"), problems, False)
-    fail_gt_one = _bool(f"{where}.fail_requests_greater_than_one", raw.get("fail_requests_greater_than_one"), problems, True)
+    rename = read_bool(f"{where}.rename_by_default", raw.get("rename_by_default"), problems, False)
+    fail_gt_one = read_bool(f"{where}.fail_requests_greater_than_one", raw.get("fail_requests_greater_than_one"), problems, True)
     return replicas, rename, fail_gt_one
 
 
@@ -590,7 +502,7 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
     if isinstance(name, str):
         where = f"homelab_ai_models[{index}] ({name})"
     count_before = len(problems)
-    _unknown_keys(where, raw, MODEL_KEYS, problems)
+    unknown_keys(where, raw, MODEL_KEYS, problems)
     if name is None:
         problems.append(Problem(f"{where}.name", "is missing", "add name: the name clients send to LiteLLM"))
     elif not isinstance(name, str) or not _MODEL_NAME.match(name):
@@ -631,7 +543,7 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
     mode = raw.get("mode", "chat")
     if mode not in MODES:
         problems.append(Problem(f"{where}.mode", f"{mode!r} is not a mode{suggest(str(mode), MODES)}", f"use one of {', '.join(MODES)}"))
-    context = _int(f"{where}.context", raw.get("context"), problems, minimum=256, default=4096, maximum=MAX_CONTEXT)
+    context = read_int(f"{where}.context", raw.get("context"), problems, minimum=256, default=4096, maximum=MAX_CONTEXT)
     pooling = raw.get("pooling")
     elsewhere = (mode in MODES and mode != "embedding") or (backend in BACKENDS and backend != "llamacpp")
     if pooling is not None and (pooling not in POOLINGS or elsewhere):
@@ -639,7 +551,7 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
         why = f"{pooling!r} is not a pooling{suggest(str(pooling), POOLINGS)}" if pooling not in POOLINGS else "applies to llama.cpp embedding models only"
         problems.append(Problem(f"{where}.pooling", why, fix))
         pooling = None
-    gpu_layers = _int(f"{where}.gpu_layers", raw.get("gpu_layers"), problems, minimum=0, default=999, maximum=MAX_GPU_LAYERS)
+    gpu_layers = read_int(f"{where}.gpu_layers", raw.get("gpu_layers"), problems, minimum=0, default=999, maximum=MAX_GPU_LAYERS)
     node_name: Optional[str] = None
     gpu_vendor: Optional[str] = None
     node_ref = raw.get("node")
@@ -675,7 +587,7 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
         )
         args = []
     service = f"llamacpp-{slug(str(name))}"
-    if backend == "llamacpp" and _bool(f"{where}.scale_to_zero", raw.get("scale_to_zero"), [], False) and len(service) > ELASTI_NAME_MAX:
+    if backend == "llamacpp" and read_bool(f"{where}.scale_to_zero", raw.get("scale_to_zero"), [], False) and len(service) > ELASTI_NAME_MAX:
         problems.append(
             Problem(
                 f"{where}.name",
@@ -698,12 +610,12 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
         gpu_vendor=gpu_vendor,
         gpu_layers=gpu_layers,
         pooling=pooling,
-        layers=_int(f"{where}.layers", raw.get("layers"), problems, minimum=1, default=0, maximum=MAX_GPU_LAYERS - 1) or None,
-        parallel=_int(f"{where}.parallel", raw.get("parallel"), problems, minimum=1, default=1, maximum=MAX_PARALLEL),
-        scale_to_zero=_bool(f"{where}.scale_to_zero", raw.get("scale_to_zero"), problems, False),
-        size=_quantity(f"{where}.size", raw.get("size"), problems),
-        cache_size=_quantity(f"{where}.cache_size", raw.get("cache_size"), problems),
-        vram=_quantity(f"{where}.vram", raw.get("vram"), problems, maximum=MAX_GPU_MEMORY),
+        layers=read_int(f"{where}.layers", raw.get("layers"), problems, minimum=1, default=0, maximum=MAX_GPU_LAYERS - 1) or None,
+        parallel=read_int(f"{where}.parallel", raw.get("parallel"), problems, minimum=1, default=1, maximum=MAX_PARALLEL),
+        scale_to_zero=read_bool(f"{where}.scale_to_zero", raw.get("scale_to_zero"), problems, False),
+        size=read_quantity(f"{where}.size", raw.get("size"), problems),
+        cache_size=read_quantity(f"{where}.cache_size", raw.get("cache_size"), problems),
+        vram=read_quantity(f"{where}.vram", raw.get("vram"), problems, maximum=MAX_GPU_MEMORY),
         args=list(args),
     )
     return model if len(problems) == count_before else None

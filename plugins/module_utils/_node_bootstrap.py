@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ._inventory import VENDORS
+from ._formats import read_quantity
+from ._gpu_entries import VENDORS, gpu_entry
+from ._gpus import GPU_LABEL_PREFIX
 from ._kernel_cmdline import CmdlineError, missing, normalise_args
-from ._kube import GPU_LABEL_PREFIX
-from ._problems import Problem, suggest
-from ._quantity import QuantityError, format_bytes, to_bytes
+from ._problems import Problem
+from ._quantity import format_bytes
 
 __all__ = [
     "BOOT_LOADERS",
@@ -45,20 +46,14 @@ _K3S_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+$")
 
 
 def _memory(where: str, value: Any, problems: List[Problem]) -> Optional[int]:
-    if value is None or value == "":
-        return None
-    try:
-        return to_bytes(value)
-    except QuantityError as exc:
-        problems.append(Problem(where, str(exc), "write a size such as 96Gi"))
-        return None
+    """A size the role's settings may leave empty."""
+    return read_quantity(where, None if value == "" else value, problems)
 
 
 def normalise_gpus(where: str, raw: Any) -> Tuple[List[Dict[str, Any]], List[Problem]]:
     """GPU entries shaped like ``homelab_ai_gpus`` (vendor, model, memory, count, apu), memory in bytes or None.
 
-    Lenient on purpose: entries detected by ``homelab.ai.gpu_facts`` carry more keys and may lack the memory;
-    the cluster preflight is where the declared entries are checked strictly. ``detected`` tells them apart:
+    Read by the inventory's parser, leniently (``_gpu_entries``). ``detected`` tells declared and detected entries apart:
     the memory gpu_facts reports for an APU is the GTT the running kernel gives it, not a target.
     """
     problems: List[Problem] = []
@@ -68,33 +63,9 @@ def normalise_gpus(where: str, raw: Any) -> Tuple[List[Dict[str, Any]], List[Pro
         return [], [Problem(where, f"must be a list of GPUs, got {type(raw).__name__}", "write one '- vendor: ...' entry per kind of GPU")]
     gpus = []
     for index, entry in enumerate(raw):
-        here = f"{where}[{index}]"
-        if not isinstance(entry, Mapping):
-            problems.append(Problem(here, f"{entry!r} is not a mapping", "write vendor, memory and optionally model, count, apu"))
-            continue
-        vendor = entry.get("vendor")
-        if vendor not in VENDORS:
-            message = f"{vendor!r} is not a known GPU vendor{suggest(str(vendor), VENDORS)}"
-            problems.append(Problem(f"{here}.vendor", message, f"use one of {', '.join(VENDORS)}"))
-            continue
-        apu = entry.get("apu", False)
-        if not isinstance(apu, bool):
-            problems.append(Problem(f"{here}.apu", f"{apu!r} is not true or false", "write true or false"))
-            apu = False
-        count = entry.get("count", 1)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            problems.append(Problem(f"{here}.count", f"{count!r} is not a whole number of at least 1", "write the number of GPUs of this kind"))
-            count = 1
-        gpus.append(
-            {
-                "vendor": vendor,
-                "model": str(entry.get("model") or vendor),
-                "memory": _memory(f"{here}.memory", entry.get("memory"), problems),
-                "count": count,
-                "apu": apu,
-                "detected": any(key in entry for key in _DETECTED_KEYS),
-            }
-        )
+        gpu = gpu_entry(f"{where}[{index}]", entry, problems, strict=False)
+        if gpu is not None:
+            gpus.append({**gpu, "detected": any(key in entry for key in _DETECTED_KEYS)})
     return gpus, problems
 
 

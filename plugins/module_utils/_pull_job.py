@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from typing import Any, Dict, List, Mapping, Optional
 
-from ._kube import RUN_AS
+from ._names import is_dns_subdomain, slug
+from ._placement import RUN_AS
 from ._problems import InputError, Problem
+from ._quantity import to_bytes, to_quantity
 
-__all__ = ["CODE_MODULES", "DEFAULT_IMAGE", "PACKAGE", "code_configmap", "code_digest", "code_files", "pull_job", "pull_wait_container"]
+__all__ = ["CODE_MODULES", "DEFAULT_IMAGE", "PACKAGE", "cache_size", "code_configmap", "code_digest", "code_files", "pull_job", "pull_wait_container"]
 
 # the stdlib-only modules the Job needs, in import order
 CODE_MODULES = ("_problems.py", "_sources.py", "_download.py", "_hf.py", "_ollama_registry.py", "_pull.py")
@@ -32,7 +33,6 @@ CODE_DIR = "/opt/homelab-ai"
 # tag of the newest 3.12 release for Debian's security updates; a digest would freeze them out (docs/images.md).
 DEFAULT_IMAGE = "docker.io/library/python:3.12.15-slim-bookworm"
 DEFAULT_RESOURCES = {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABELS = {"app.kubernetes.io/name": "model-pull", "app.kubernetes.io/component": "model-pull"}
 
 
@@ -59,11 +59,6 @@ def code_configmap(name: str = "", namespace: Optional[str] = None, labels: Opti
     if namespace:
         metadata["namespace"] = namespace
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": code_files()}
-
-
-def _slug(text: str, max_len: int) -> str:
-    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    return slug[:max_len].rstrip("-") or "model"
 
 
 def pull_job(
@@ -99,7 +94,7 @@ def pull_job(
     """
     where = where or f"model {model.get('name') or model.get('source')}"
     problems: List[Problem] = []
-    if not isinstance(pvc, str) or not _NAME.match(pvc):
+    if not is_dns_subdomain(pvc):
         problems.append(Problem(f"{where}: pvc", f"{pvc!r} is not a PVC name", "give the claim the model goes into"))
     if not mount_path.startswith("/") or ".." in mount_path.split("/") or ".." in subdir.split("/") or subdir.startswith("/"):
         problems.append(
@@ -130,7 +125,7 @@ def pull_job(
 
     identity = json.dumps({"spec": spec, "pvc": pvc, "image": image, "code": code_digest(), "node": node}, sort_keys=True)
     digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
-    job_name = name or f"pull-{_slug(str(model.get('slug') or label), 44)}-{digest}"
+    job_name = name or f"pull-{slug(str(model.get('slug') or label), 44)}-{digest}"
     configmap = code or f"{job_name}-code"
     job_labels = {**_LABELS, "app.kubernetes.io/instance": job_name, **(labels or {})}
     metadata: Dict[str, Any] = {
@@ -224,3 +219,17 @@ def pull_wait_container(path: str, volume: str, mount_path: str = "/models", ima
         },
         "volumeMounts": [{"name": volume, "mountPath": mount_path, "readOnly": True}],
     }
+
+
+_GI = 2**30
+
+
+def cache_size(model: Mapping[str, Any], default: str) -> str:
+    """Size of a model's cache volume: as set, else the file size plus 10 % and 1 GiB (partial downloads,
+    metadata), rounded up to whole GiB, else ``default``."""
+    if model.get("cache_size"):
+        return to_quantity(int(model["cache_size"]))
+    if model.get("size"):
+        wanted = int(model["size"]) * 11 // 10 + _GI
+        return to_quantity(-(-wanted // _GI) * _GI)
+    return to_quantity(to_bytes(default))

@@ -1,7 +1,7 @@
 # Copyright: homelab.ai contributors
 # Apache License 2.0 (see LICENSE)
 """What a component places on GPUs (``gpu_workloads``), as the VRAM plan reads it: the format, checked when a role
-registers its component (``_components``) and sized by the plan (``_vram``). Kept apart from both, so that a role
+registers its component (``_components``) and sized by the plan (``_vram_plan``). Kept apart from both, so that a role
 describing its component loads neither the estimate nor what fetches GGUF headers.
 """
 

@@ -117,7 +117,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.ai.plugins.module_utils._gguf import HeaderCache, HeaderLookup, default_cache_dir
 from ansible_collections.homelab.ai.plugins.module_utils._problems import format_problems
-from ansible_collections.homelab.ai.plugins.module_utils._vram import make_vram_plan
+from ansible_collections.homelab.ai.plugins.module_utils._vram_plan import make_vram_plan
 
 ARGUMENT_SPEC = {
     "inventory": {"type": "dict", "required": True},

@@ -60,7 +60,7 @@ def copy_example(dest: Path) -> Path:
 
 def components_of(inventory: Dict[str, Any], *, ollama_vram: Optional[int] = None, sd_vram: int = 12 * GIB, max_loaded: int = 1) -> List[Dict[str, Any]]:
     """What the llamacpp, ollama and stable_diffusion roles register for the example (Ollama and SD on gpu-nvidia-01)."""
-    from ansible_collections.homelab.ai.plugins.module_utils._kube import node_gpu
+    from ansible_collections.homelab.ai.plugins.module_utils._placement import node_gpu
 
     llamacpp = []
     for model in inventory["models"]:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Dict
 
 import gguf
 import numpy as np
+
+from ansible_collections.homelab.ai.plugins.module_utils._gguf import GgufInfo
 
 
 @dataclass(frozen=True)
@@ -127,3 +130,24 @@ def _tokenizer(writer: gguf.GGUFWriter, n_vocab: int) -> None:
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
     writer.add_unk_token_id(0)
+
+
+def header(*, n_layer=4, n_embd=256, n_head=4, n_head_kv=4, n_ff=704, n_vocab=4000, arch="llama", tied=False, extra=None, tensor_bytes=1000) -> GgufInfo:
+    """A parsed GGUF header of a small llama-like model, without a file: what the VRAM estimate reads."""
+    metadata: Dict[str, Any] = {
+        "general.architecture": arch,
+        f"{arch}.block_count": n_layer,
+        f"{arch}.embedding_length": n_embd,
+        f"{arch}.attention.head_count": n_head,
+        f"{arch}.attention.head_count_kv": n_head_kv,
+        f"{arch}.feed_forward_length": n_ff,
+        "tokenizer.ggml.tokens": {"array_length": n_vocab},
+        **(extra or {}),
+    }
+    tensors = [("token_embd.weight", 1, 10 * tensor_bytes)]
+    for i in range(n_layer):
+        tensors += [(f"blk.{i}.attn_q.weight", 1, tensor_bytes), (f"blk.{i}.ffn_up.weight", 1, tensor_bytes)]
+    tensors.append(("output_norm.weight", 0, 7))
+    if not tied:
+        tensors.append(("output.weight", 1, 10 * tensor_bytes))
+    return GgufInfo(architecture=arch, metadata=metadata, tensors=tensors, header_size=4096, source="test")

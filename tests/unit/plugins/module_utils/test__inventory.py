@@ -6,7 +6,6 @@ from ansible_collections.homelab.ai.plugins.module_utils._inventory import (
     InputError,
     build_inventory,
     check_variable_names,
-    slug,
 )
 from tests.support.example import example_inventory
 
@@ -153,12 +152,6 @@ def test_look_alike_variables_are_errors_unless_allowed(name, meant):
         " meta/argument_specs.yml); if it is a variable of your own, list it in homelab_ai_allowed_variables"
     )
     assert check_variable_names([name], known, prefixes, allowed=[name]) == []
-
-
-def test_slug():
-    assert slug("qwen2.5-coder:14b") == "qwen2-5-coder-14b"
-    assert slug("Org/Model_Name") == "org-model-name"
-    assert len(slug("x" * 200)) == 52
 
 
 def test_flux_reads_the_tree_where_the_inventory_says():

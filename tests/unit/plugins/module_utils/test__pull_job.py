@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.homelab.ai.plugins.filter.core import FilterModule
 from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
-from ansible_collections.homelab.ai.plugins.module_utils._pull_job import CODE_MODULES, DEFAULT_IMAGE, code_configmap, code_files, pull_job
+from ansible_collections.homelab.ai.plugins.module_utils._pull_job import CODE_MODULES, DEFAULT_IMAGE, cache_size, code_configmap, code_files, pull_job
 from tests.support.tree_checks import K8S_VERSION, policy_problems
 
 EMBED = {"name": "qwen-embed", "slug": "qwen-embed", "source": "hf://Qwen/Qwen3-Embedding-0.6B-GGUF/Qwen3-Embedding-0.6B-Q8_0.gguf"}
@@ -97,3 +97,9 @@ def test_the_filters_are_registered():
     objects = filters["pull_job"](EMBED, "cache")
     assert [o["kind"] for o in objects] == ["ConfigMap", "Job"]
     assert filters["pull_code"]("x")["metadata"]["name"] == "x"
+
+
+def test_cache_size():
+    assert cache_size({"cache_size": 50 * 2**30}, "20Gi") == "50Gi"
+    assert cache_size({"size": 18 * 2**30}, "20Gi") == "21Gi"  # 18 GiB + 10 % + 1 GiB, rounded up
+    assert cache_size({"size": None}, "20Gi") == "20Gi"

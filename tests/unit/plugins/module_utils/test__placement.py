@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.homelab.ai.plugins.module_utils._kube import cache_size, gpu_pod, gpu_resource, node_gpu
+from ansible_collections.homelab.ai.plugins.module_utils._placement import gpu_pod, gpu_resource, node_gpu
 from tests.support.example import normalised_example
 
 
@@ -25,12 +25,6 @@ def test_renamed_shared_nvidia_resource():
     assert gpu_resource("nvidia", rename_shared=True) == "nvidia.com/gpu.shared"
     with pytest.raises(ValueError):
         gpu_resource("matrox")
-
-
-def test_cache_size():
-    assert cache_size({"cache_size": 50 * 2**30}, "20Gi") == "50Gi"
-    assert cache_size({"size": 18 * 2**30}, "20Gi") == "21Gi"  # 18 GiB + 10 % + 1 GiB, rounded up
-    assert cache_size({"size": None}, "20Gi") == "20Gi"
 
 
 def test_gpu_pod_runs_non_root_where_the_devices_allow():

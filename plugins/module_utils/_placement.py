@@ -1,17 +1,14 @@
 # Copyright: homelab.ai contributors
 # Apache License 2.0 (see LICENSE)
-"""Scheduling on GPUs: which extended resource, runtime class and node a workload asks for."""
+"""Placement of a workload: its node, its GPU (extended resource, runtime class) and who its pod runs as."""
 
 from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from ._quantity import to_bytes, to_quantity
-
-__all__ = ["GPU_LABEL_PREFIX", "GPU_RESOURCES", "RUN_AS", "cache_size", "gpu_pod", "gpu_resource", "node_gpu"]
+__all__ = ["GPU_RESOURCES", "RUN_AS", "gpu_pod", "gpu_resource", "node_gpu"]
 
 GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu", "intel": "gpu.intel.com/i915"}
-GPU_LABEL_PREFIX = "homelab.ai/gpu"
 # the user the collection's own pods run as where the image does not name one: above the host's users (10000)
 RUN_AS = 10001
 
@@ -97,17 +94,3 @@ def _pod(inventory: Mapping[str, Any], gpu: Mapping[str, Any], device_gids: Sequ
         "gpu_id": gpu.get("gpu_id"),
         "non_root": "runAsNonRoot" in context,
     }
-
-
-_GI = 2**30
-
-
-def cache_size(model: Mapping[str, Any], default: str) -> str:
-    """Size of a model's cache volume: as set, else the file size plus 10 % and 1 GiB (partial downloads,
-    metadata), rounded up to whole GiB, else ``default``."""
-    if model.get("cache_size"):
-        return to_quantity(int(model["cache_size"]))
-    if model.get("size"):
-        wanted = int(model["size"]) * 11 // 10 + _GI
-        return to_quantity(-(-wanted // _GI) * _GI)
-    return to_quantity(to_bytes(default))
