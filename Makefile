@@ -8,6 +8,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
+# The one Python version of the project (pyproject.toml's, which mypy and ruff check for): ansible-core 2.19 needs it
+PYTHON_VERSION := $(shell sed -n 's/^python_version = "\(.*\)"$$/\1/p' pyproject.toml)
+# every venv is made with $(PYTHON): refuse an older one before pip fails halfway with a less helpful message
+PYTHON_CHECK = $(PYTHON) -c 'import sys; want = tuple(int(p) for p in "$(PYTHON_VERSION)".split(".")); \
+	sys.exit(None if sys.version_info[:2] >= want else "$(PYTHON) is Python " + sys.version.split()[0] + ": this project needs \
+	$(PYTHON_VERSION) or newer. Fix: make PYTHON=python$(PYTHON_VERSION) (or a newer one) ...")'
 VENV ?= .venv
 LITELLM_VENV ?= .cache/venv-litellm
 # checkov, the scanner gate of the rendered tree (tests/fixtures/checkov-skips.yaml)
@@ -68,6 +74,7 @@ help:
 # --- set-up -------------------------------------------------------------------------------------
 
 $(BIN)/activate:
+	@$(PYTHON_CHECK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
 
@@ -80,6 +87,7 @@ $(VENV)/.test.stamp: requirements/test.lock $(VENV)/.main.stamp
 	touch $@
 
 $(LITELLM_VENV)/.stamp: requirements/litellm.lock
+	@$(PYTHON_CHECK)
 	$(PYTHON) -m venv $(LITELLM_VENV)
 	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
 	$(LITELLM_VENV)/bin/python -m pip install --quiet -r requirements/litellm.lock
@@ -87,6 +95,7 @@ $(LITELLM_VENV)/.stamp: requirements/litellm.lock
 
 $(CHECKOV_VENV)/.stamp: requirements/checkov.lock
 	rm -rf $(CHECKOV_VENV)
+	@$(PYTHON_CHECK)
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/checkov.lock
@@ -96,6 +105,7 @@ $(CHECKOV_VENV)/.stamp: requirements/checkov.lock
 # A new lock makes a new venv. Where it cannot be installed, the browser test fails and says so; the rest runs.
 $(OPEN_WEBUI_VENV)/.stamp: requirements/open-webui.lock
 	rm -rf $(OPEN_WEBUI_VENV)
+	@$(PYTHON_CHECK)
 	if $(PYTHON) -m venv $(OPEN_WEBUI_VENV) && $(OPEN_WEBUI_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3" \
 		&& $(OPEN_WEBUI_VENV)/bin/python -m pip install --quiet --no-deps --require-hashes -r requirements/open-webui.lock; \
 	then touch $@; else echo "Open WebUI could not be installed: the browser test will fail" >&2; rm -rf $(OPEN_WEBUI_VENV); fi
@@ -126,6 +136,7 @@ $(NGINX_DIR)/.stamp: requirements/nginx.lock scripts/unpack-debs.sh
 
 # llama-cpp-python compiles llama.cpp: a venv of its own, for the VRAM benchmark and the end-to-end fallback
 $(BENCH_VENV)/.stamp: requirements/bench.lock
+	@$(PYTHON_CHECK)
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BENCH_VENV)/bin/python -m pip install --quiet -r requirements/bench.lock
@@ -133,6 +144,7 @@ $(BENCH_VENV)/.stamp: requirements/bench.lock
 
 # huggingface_hub, for the pull benchmark's comparison
 $(PULL_BENCH_VENV)/.stamp: requirements/bench-pull.lock
+	@$(PYTHON_CHECK)
 	$(PYTHON) -m venv $(PULL_BENCH_VENV)
 	$(PULL_BENCH_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
 	$(PULL_BENCH_VENV)/bin/python -m pip install --quiet -r requirements/bench-pull.lock
@@ -167,6 +179,7 @@ lint: $(VENV)/.test.stamp install
 	$(BIN)/ansible-lint
 	$(BIN)/antsibull-changelog lint
 	ANSIBLE_DOC=$(BIN)/ansible-doc scripts/check-docs.sh
+	scripts/check-commits.sh
 
 unit: $(VENV)/.test.stamp
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)

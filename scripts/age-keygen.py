@@ -33,7 +33,7 @@ def main() -> int:
     import pyrage
 
     identity = pyrage.x25519.Identity.generate()
-    created = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    created = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

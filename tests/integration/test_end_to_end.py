@@ -92,7 +92,7 @@ def test_llama_server_runs_with_the_rendered_arguments(stack):
         container = stack.deployment_of(name)["spec"]["template"]["spec"]["containers"][0]
         rendered, local = [str(a) for a in container["args"]], started.argv[1:]
         assert len(local) == len(rendered)
-        changed = {(i, r, v) for i, (r, v) in enumerate(zip(rendered, local)) if r != v}
+        changed = {(i, r, v) for i, (r, v) in enumerate(zip(rendered, local, strict=True)) if r != v}
         assert changed == {(int(m.where[5:-1]), m.rendered, m.local) for m in started.mapped if m.where.startswith("args[")}
         assert {m.why for m in started.mapped} == {"path", "host", "port"}, started.mapped
         # the environment too: each rendered variable, its value kept or its path mapped

@@ -242,7 +242,7 @@ def test_a_document_is_embedded_by_the_catalog_model_and_stored_in_qdrant(stack,
     assert all(len(p["vector"]) == EMBED.shape.n_embd for p in points)
     for point in points[:2]:
         direct = _embedding(stack, point["payload"]["text"].replace("\n", " "))  # Open WebUI embeds lines joined
-        assert max(abs(a - b) for a, b in zip(direct, point["vector"])) < 1e-4
+        assert max(abs(a - b) for a, b in zip(direct, point["vector"], strict=True)) < 1e-4
     assert after["llamacpp:prompt_tokens_total"] - before["llamacpp:prompt_tokens_total"] >= sum(_tokens(stack, EMBED.name, t) for t in texts) - len(texts)
     # every request Open WebUI made carried the key
     assert {r["key"] for r in log} == {"ok"}

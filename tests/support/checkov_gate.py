@@ -61,7 +61,7 @@ def gate(tree: Path, skips_file: Path = SKIPS) -> Report:
             used[i] = True
         if not matches:
             report.unlisted.append(f"{check} ({name}) on {resource}")
-    report.stale = [f"{e['check']} on {', '.join(e['resources'])}: no failure left for it ({e['reason']})" for e, u in zip(entries, used) if not u]
+    report.stale = [f"{e['check']} on {', '.join(e['resources'])}: no failure left for it ({e['reason']})" for e, u in zip(entries, used, strict=True) if not u]
     return report
 
 

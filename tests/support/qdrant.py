@@ -83,7 +83,7 @@ def matches(point_id: Any, payload: Json, flt: Optional[Json]) -> bool:
 
 def cosine(a: List[float], b: List[float]) -> float:
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(x * x for x in b))
-    return sum(x * y for x, y in zip(a, b)) / norm if norm else 0.0
+    return sum(x * y for x, y in zip(a, b, strict=True)) / norm if norm else 0.0
 
 
 class Collection:
@@ -216,7 +216,9 @@ class Qdrant:
         if "batch" in body:
             batch = body["batch"]
             payloads = batch.get("payloads") or [None] * len(batch["ids"])
-            points = [{"id": i, "vector": v, "payload": p} for i, v, p in zip(batch["ids"], batch["vectors"], payloads)]
+            if not len(batch["ids"]) == len(batch["vectors"]) == len(payloads):  # Qdrant refuses a ragged batch
+                raise Refused(400, "the batch's ids, vectors and payloads differ in length")
+            points = [{"id": i, "vector": v, "payload": p} for i, v, p in zip(batch["ids"], batch["vectors"], payloads, strict=True)]
         else:
             points = body["points"]
         for point in points:
