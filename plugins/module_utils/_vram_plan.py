@@ -39,6 +39,7 @@ MIB = 2**20
 # Without a header: the file plus this share of it and a fixed amount (KV cache and compute of a typical context).
 _FALLBACK_SHARE = 0.10
 _FALLBACK_FIXED = 512 * MIB
+_QWEN3_VOCAB = 151936  # the padded vocabulary of Qwen3's GGUFs: what the note on an embedding model's output names
 # An Ollama model known only by the parameter count in its tag (llama3.2:3b): Ollama's default Q4_K_M is ~4.85 bits per weight.
 _OLLAMA_BYTES_PER_PARAM = 0.61
 _OLLAMA_CONTEXT = 4096  # what Ollama loads a model with unless told otherwise
@@ -444,6 +445,15 @@ class _Sizer:
                     layer_note = [f"all layers counted: gpu_layers {settings.n_gpu_layers} needs the model's layers: (its block count) without a header"]
             rough = weights + int(weights * _FALLBACK_SHARE) + _FALLBACK_FIXED
             self.notes.append(f"{where}: no GGUF header ({reason}); sized from the catalog size + 10 % + 512 MiB")
+            if model.get("mode") == "embedding" and not ollama:
+                # an embedding micro-batch is the whole context, and llama.cpp reserves the output for all of it:
+                # vocabulary x tokens x 4 bytes, which only the header's vocabulary can tell (estimate_llamacpp counts it)
+                example = _QWEN3_VOCAB * settings.n_ubatch * 4
+                self.notes.append(
+                    f"{where}: not counted without the header: the output buffer of its micro-batch of {settings.n_ubatch} tokens "
+                    f"(vocabulary x {settings.n_ubatch} x 4 bytes; {format_bytes(example)} for Qwen3's {_QWEN3_VOCAB} tokens). "
+                    "Fix: let the plan read the header (deliver_vram_fetch), or set vram: in the catalog entry"
+                )
             return rough, "catalog size + allowance (no header)", {}, layer_note, "catalog-size"
         params = _tag_parameters(source) if ollama else None
         if params:

@@ -25,6 +25,16 @@ def offline(uri: str):
     raise HeaderUnavailable(f"{uri}: cannot connect (no network)")
 
 
+def test_offline_an_embedding_model_says_what_its_estimate_leaves_out() -> None:
+    inv = example_inventory()
+    plan = make_vram_plan(inv, components_of(inv), header=offline)
+    notes = [note for note in plan.notes if "not counted without the header" in note]
+    # qwen-embed: context 8192, so one micro-batch of 8192 tokens; 151936 x 8192 x 4 bytes = 4.6 GiB
+    assert len(notes) == 1 and notes[0].startswith("homelab_ai_models[0] (qwen-embed): "), plan.notes
+    assert "micro-batch of 8192 tokens" in notes[0] and "4.6 GiB for Qwen3's 151936 tokens" in notes[0]
+    assert "deliver_vram_fetch" in notes[0] and "vram:" in notes[0]
+
+
 def test_example_inventory_offline_fits() -> None:
     inv = example_inventory()
     plan = make_vram_plan(inv, components_of(inv), header=offline)
