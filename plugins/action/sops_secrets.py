@@ -17,9 +17,8 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.homelab.ai.plugins.module_utils._sops import (
     AgeKeyError,
     SopsError,
-    age_recipients_from_key_file,
-    check_recipients,
     default_age_key_file,
+    encryption_recipients,
     keep_secrets,
 )
 
@@ -49,10 +48,7 @@ class ActionModule(ActionBase):
         }
         key_file = params["age_key_file"] or default_age_key_file()
         try:
-            recipients = params["age_recipients"] or age_recipients_from_key_file(key_file)
-            bad = check_recipients(recipients)
-            if bad:
-                return {**result, "failed": True, "msg": f"age_recipients: {bad} are not age public keys (age1...); use the output of `age-keygen -y KEYFILE`"}
+            recipients = encryption_recipients(params["age_recipients"], key_file)
             results = keep_secrets(params["secrets"], values, recipients, key_file, bool(self._play_context.check_mode), params["sops_binary"] or "")
         except (AgeKeyError, SopsError, ValueError) as exc:
             return {**result, "failed": True, "msg": str(exc)}

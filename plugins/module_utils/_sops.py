@@ -37,6 +37,7 @@ __all__ = [
     "age_recipients_from_key_file",
     "checksum",
     "default_age_key_file",
+    "encryption_recipients",
     "find_sops",
     "generate_value",
     "how_to_make_an_age_key",
@@ -101,6 +102,15 @@ def age_recipients_from_key_file(path: str) -> List[str]:
 def check_recipients(recipients: Sequence[str]) -> List[str]:
     """The recipients that are not age public keys."""
     return [r for r in recipients if not _AGE_RECIPIENT.match(r)]
+
+
+def encryption_recipients(recipients: Sequence[str], key_file: str) -> List[str]:
+    """What sops_secret and sops_secrets encrypt for: the recipients given, else the key file's own; all checked."""
+    found = list(recipients) or age_recipients_from_key_file(key_file)
+    bad = check_recipients(found)
+    if bad:
+        raise AgeKeyError(f"age_recipients: {bad} are not age public keys (age1...); use the output of `age-keygen -y KEYFILE`")
+    return found
 
 
 def find_sops(configured: Optional[str] = None) -> str:

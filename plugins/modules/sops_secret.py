@@ -157,10 +157,9 @@ from ansible_collections.homelab.ai.plugins.module_utils._sops import (
     SecretFile,
     SopsError,
     SopsRunner,
-    age_recipients_from_key_file,
-    check_recipients,
     checksum,
     default_age_key_file,
+    encryption_recipients,
     find_sops,
     key_spec,
 )
@@ -199,10 +198,7 @@ def main() -> None:
     try:
         keys = {name: key_spec(name, params["keys"].get(name), given.get(name)) for name in result["keys"]}
         key_file = params["age_key_file"] or default_age_key_file()
-        recipients = params["age_recipients"] or age_recipients_from_key_file(key_file)
-        bad = check_recipients(recipients)
-        if bad:
-            module.fail_json(msg=f"age_recipients: {bad} are not age public keys (age1...); use the output of `age-keygen -y KEYFILE`", **result)
+        recipients = encryption_recipients(params["age_recipients"], key_file)
         runner = SopsRunner(find_sops(params["sops_binary"]), age_key_file=key_file)
         secret = SecretFile(
             path=path,
