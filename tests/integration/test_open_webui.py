@@ -9,7 +9,7 @@ signs in, picks the catalog's chat model, chats, and asks a document it uploaded
 the catalog's embedding model on llama-server through LiteLLM, stored in Qdrant, and found again.
 
 Screenshots go to ``.cache/artifacts/open-webui/`` (made anew each run). Open WebUI and Chromium come from ``make
-integration`` (``.cache/venv-open-webui``, ``scripts/install-chromium.sh``); where the Makefile named them
+integration`` (``.cache/venv-open-webui``, ``scripts/debian-programs.py``); where the Makefile named them
 (``OPEN_WEBUI_BIN``, ``CHROMIUM_BIN``) and they are missing, the test fails, elsewhere it skips and says why.
 """
 
@@ -29,7 +29,7 @@ import pytest
 from tests.support.e2e import CHAT, CHECKPOINT_FILE, EMBED, LITELLM, LLAMA_SERVER, NAMESPACE, OPEN_WEBUI, Stack, describe, open_webui_release
 from tests.support.example import ROOT
 from tests.support.qdrant import NO_KEY, WRONG_KEY, read_log, release_of
-from tests.support.webui import CHROMIUM, Answer, Session, chromium_release, pinned_chromium
+from tests.support.webui import CHROMIUM, Answer, Session, chromium_release, provided_chromium
 
 ARTIFACTS = ROOT / ".cache" / "artifacts" / "open-webui"
 ADMIN = {"name": "Homelab Admin", "email": "admin@home.arpa", "password": "correct horse battery staple"}
@@ -90,7 +90,7 @@ def shots() -> Path:
 @pytest.fixture(scope="module")
 def browser():
     _require(CHROMIUM, "Chromium", "CHROMIUM_BIN")
-    assert chromium_release() == pinned_chromium(), f"{CHROMIUM} is Chromium {chromium_release()}, requirements/chromium.lock pins {pinned_chromium()}"
+    assert chromium_release() == provided_chromium(), f"{CHROMIUM} is Chromium {chromium_release()}, scripts/debian-programs.py provided {provided_chromium()}"
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -270,13 +270,29 @@ def test_a_later_chat_with_the_document_retrieves_it(stack, person, document):
 
 
 def test_qdrant_refuses_a_request_without_its_api_key(stack):
+    """With the rendered key a collection is made and listed; without it, or with another, nothing is."""
     key = stack.vector_store.env["QDRANT__SERVICE__API_KEY"]
+    collection = "api-key-check"
+    body = json.dumps({"vectors": {"size": EMBED.shape.n_embd, "distance": "Cosine"}}).encode()
     for headers, refusal in (({}, NO_KEY), ({"api-key": "wrong"}, WRONG_KEY)):
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(_qdrant(stack, "/collections", headers), timeout=10)
-        assert (refused.value.code, refused.value.read().decode()) == (403, refusal)
-    with urllib.request.urlopen(_qdrant(stack, "/collections", {"api-key": key}), timeout=10) as response:
-        assert "open-webui_files" in [c["name"] for c in json.load(response)["result"]["collections"]]
+        for path, data in ((f"/collections/{collection}", body), ("/collections", None)):
+            request = _qdrant(stack, path, {**headers, "Content-Type": "application/json"})
+            if data is not None:
+                request.data, request.method = data, "PUT"
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert (refused.value.code, refused.value.read().decode()) == (403, refusal)
+    made = _qdrant(stack, f"/collections/{collection}", {"api-key": key, "Content-Type": "application/json"})
+    made.data, made.method = body, "PUT"
+    with urllib.request.urlopen(made, timeout=10) as response:
+        assert json.load(response)["result"] is True
+    try:
+        with urllib.request.urlopen(_qdrant(stack, "/collections", {"api-key": key}), timeout=10) as response:
+            assert collection in [c["name"] for c in json.load(response)["result"]["collections"]]
+    finally:
+        gone = _qdrant(stack, f"/collections/{collection}", {"api-key": key})
+        gone.method = "DELETE"
+        urllib.request.urlopen(gone, timeout=10).close()
     # as Qdrant's own middleware: its version and probes need no key
     image = stack.cluster.get("StatefulSet", "qdrant", NAMESPACE)["spec"]["template"]["spec"]["containers"][0]["image"]
     with urllib.request.urlopen(_qdrant(stack, "/", {}), timeout=10) as response:

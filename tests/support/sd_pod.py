@@ -6,7 +6,7 @@ The proxy container runs what its image runs: the nginx image's entrypoint write
 ``/etc/nginx/templates`` to ``/etc/nginx/conf.d`` with ``envsubst`` given only the variables of the container's
 environment that match ``NGINX_ENVSUBST_FILTER`` (as its ``20-envsubst-on-templates.sh`` does), then starts nginx,
 whose ``nginx.conf`` includes ``conf.d/*.conf`` in its ``http`` block and keeps its pid and temporary files in
-``/tmp``. Here Debian's nginx and envsubst do the same (requirements/nginx.lock).
+``/tmp``. Here Debian's nginx and envsubst do the same (requirements/nginx.debian).
 
 What cannot be the same on one machine is changed and recorded (``mapped``), nothing else: the pod's ports (8080
 and 8081 of the proxy, 8188 of ComfyUI on the pod's loopback) become free ports of this machine's loopback, and the

@@ -1,9 +1,9 @@
 # Copyright: homelab.ai contributors
 # Apache License 2.0 (see LICENSE)
-"""Open WebUI as a person uses it: Debian's Chromium (``requirements/chromium.lock``) driven by playwright.
+"""Open WebUI as a person uses it: Debian's Chromium (``requirements/chromium.debian``) driven by playwright.
 
 Playwright's own browser download is not reachable here, so it launches the Chromium that
-``scripts/install-chromium.sh`` installed, through ``executable_path``. ``Session`` is one person's browser tab: it
+``scripts/debian-programs.py`` installed, through ``executable_path``. ``Session`` is one person's browser tab: it
 clicks and types as a person does (the pages' roles, labels and ids, no private API) and records what Open WebUI
 streams to the page over its websocket (socket.io ``events``), so a test can tell a streamed answer from one that
 arrived whole.
@@ -23,16 +23,16 @@ from typing import Any, Dict, List, Optional, Tuple
 from .example import ROOT
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_BIN") or ROOT / ".cache" / "chromium" / "chromium")
-CHROMIUM_LOCK = ROOT / "requirements" / "chromium.lock"
 VIEWPORT = {"width": 1280, "height": 800}
 
 
-def pinned_chromium() -> str:
-    """The upstream Chromium version requirements/chromium.lock pins (``156.0.8078.114`` of ``156.0.8078.114-1~deb12u1``)."""
-    for line in CHROMIUM_LOCK.read_text().splitlines():
+def provided_chromium(chromium: Path = CHROMIUM) -> str:
+    """The upstream version of the Chromium scripts/debian-programs.py provided (``156.0.8078.129`` of
+    ``156.0.8078.129-1~deb12u1``, recorded beside the link), the newest in requirements/chromium.debian's range."""
+    for line in (chromium.parent / "versions").read_text().splitlines():
         if line.startswith("chromium "):
             return line.split()[1].split("-", 1)[0]
-    raise RuntimeError(f"{CHROMIUM_LOCK} pins no chromium")
+    raise RuntimeError(f"{chromium.parent / 'versions'} names no chromium")
 
 
 def chromium_release(chromium: Path = CHROMIUM) -> str:
