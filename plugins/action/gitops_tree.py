@@ -16,6 +16,7 @@ from ansible_collections.homelab.ai.plugins.module_utils._components import (
     prepare,
 )
 from ansible_collections.homelab.ai.plugins.module_utils._tree import TreeError, contents_of, readme, render_files, secret_path, sync_tree
+from ansible_collections.homelab.ai.plugins.module_utils._wiring import unreached_data
 
 
 class ActionModule(ActionBase):
@@ -36,7 +37,8 @@ class ActionModule(ActionBase):
         namespaces = namespace_objects(components)
         contents = contents_of(components, namespaces)
         flux = {"flux_path": str(args["flux_path"]), "flux_source": str(args["flux_source"])}
-        extra = {"README.md": readme(cluster, contents, **flux), **(args.get("files") or {})}
+        age_key_file = str((_inventory(task_vars or {}).get("sops") or {}).get("age_key_file") or "")
+        extra = {"README.md": readme(cluster, contents, age_key_file=age_key_file, **flux), **(args.get("files") or {})}
         try:
             files = render_files(
                 components, namespaces, age_recipients=args["age_recipients"], cluster=cluster, labels=COMMON_LABELS, extra_files=extra, **flux
@@ -62,6 +64,8 @@ class ActionModule(ActionBase):
             unchanged=synced.unchanged,
             kept_secrets=synced.kept_secrets,
             kept_data=synced.kept_data,
+            left_models=synced.left_models,
+            notes=unreached_data(_wiring(task_vars or {}), synced.kept_data_of),
             cleaned=synced.cleaned,
             contents=contents,
             secret_readers=readers,
@@ -69,3 +73,12 @@ class ActionModule(ActionBase):
         if self._task.diff and synced.diffs:
             result["diff"] = synced.diffs
         return result
+
+
+def _inventory(task_vars: Dict[str, Any]) -> Dict[str, Any]:
+    """The preflight's homelab_ai_inventory fact."""
+    return dict((task_vars.get("ansible_facts") or {}).get("homelab_ai_inventory") or task_vars.get("homelab_ai_inventory") or {})
+
+
+def _wiring(task_vars: Dict[str, Any]) -> Dict[str, Any]:
+    return dict(_inventory(task_vars).get("wiring") or {})

@@ -11,11 +11,13 @@ from __future__ import annotations
 import getpass
 from typing import Any, Dict, Optional
 
+from ansible import constants as C
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.homelab.ai.plugins.module_utils._node_bootstrap import check_node
-from ansible_collections.homelab.ai.plugins.module_utils._problems import format_problems
+from ansible_collections.homelab.ai.plugins.module_utils._problems import failure_summary, format_problems
 
 _SPEC = {
     "gpus": {"type": "list", "elements": "dict", "default": []},
@@ -75,8 +77,9 @@ class ActionModule(ActionBase):
             addresses=addresses,
         )
         if problems:
-            message = format_problems(problems).replace("nothing was written or applied", "nothing was changed on any node")
-            result.update(failed=True, msg=message, problems=[str(p) for p in problems])
+            consequence = "nothing was changed on any node"
+            Display().display(format_problems(problems, consequence), color=C.COLOR_ERROR, stderr=True)
+            result.update(failed=True, msg=failure_summary(problems, consequence))
             return result
         result.update(changed=False, k3s=k3s)
         return result

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Optional
 
+from ansible import constants as C
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.homelab.ai.plugins.module_utils._preflight import load_role_specs, run_preflight
-from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError
+from ansible_collections.homelab.ai.plugins.module_utils._problems import InputError, failure_summary
 from ansible_collections.homelab.ai.plugins.module_utils._wiring import load_declarations
 from ansible_collections.homelab.ai.plugins.module_utils._yaml import plain
 
@@ -47,7 +49,9 @@ class ActionModule(ActionBase):
                 variables, hosts, specs, declarations=load_declarations(_ROLES_DIR), names=[n for n in task_vars if n not in variables], cwd=os.getcwd()
             )
         except InputError as exc:
-            result.update(failed=True, msg=str(exc), problems=[str(p) for p in exc.problems])
+            # each problem once, as the preflight words it: a failed task's own message is printed twice by Ansible
+            Display().display(str(exc), color=C.COLOR_ERROR, stderr=True)
+            result.update(failed=True, msg=failure_summary(exc.problems))
             return result
         # plain builtins: a fact of Ansible's tagged values costs a copy in every later task
         result.update(changed=False, ansible_facts={"homelab_ai_inventory": plain(inventory)}, warnings=warnings)

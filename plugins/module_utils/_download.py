@@ -55,6 +55,7 @@ __all__ = [
     "RemoteError",
     "Transfer",
     "TransientError",
+    "WrongContentError",
     "discard",
     "download",
     "file_sha256",
@@ -84,6 +85,10 @@ class RemoteError(DownloadError):
 
 class DiskFullError(DownloadError):
     pass
+
+
+class WrongContentError(DownloadError):
+    """The bytes arrived whole but are not the file asked for (another sha256, another format): discarded."""
 
 
 class LockBusyError(DownloadError):
@@ -154,6 +159,7 @@ class Options:
     progress_interval: float = 10.0
     name: str = ""  # for progress lines
     verify_tls: bool = True
+    magic: bytes = b""  # the bytes the file must start with (b"GGUF" for a llama.cpp model); checked before it is placed
 
 
 @dataclass(frozen=True)
@@ -534,7 +540,7 @@ class _Download:
         return Progress(self.opt.name or os.path.basename(self.target), done, total, transferred, elapsed, transferred / elapsed)
 
     def _abandon(self, exc: BaseException) -> None:
-        if isinstance(exc, (DiskFullError, _NoRanges)) or self.single or (isinstance(exc, DownloadError) and "sha256" in str(exc)):
+        if isinstance(exc, (DiskFullError, WrongContentError, _NoRanges)) or self.single:
             # a full disk gets its space back; a wrong file or a plain stream cannot be resumed
             if self.fd >= 0:
                 os.close(self.fd)
@@ -548,10 +554,17 @@ class _Download:
         size = self.size if self.size is not None else self.hashed
         expected = (self.remote.sha256 or "").lower()
         if expected and self.digest != expected:
-            raise DownloadError(
+            raise WrongContentError(
                 f"{os.path.basename(self.target)}: sha256 mismatch, expected {expected}, got {self.digest} "
                 f"({_size(size)} from {_strip_query(self.remote.url)}); the download was discarded and {self.target} left as it was. "
                 "Run again; if it persists, the source or the sha256 given for it is wrong"
+            )
+        head = os.pread(self.fd, len(self.opt.magic), 0) if self.opt.magic else b""
+        if head != self.opt.magic:
+            raise WrongContentError(
+                f"{os.path.basename(self.target)}: {_strip_query(self.remote.url)} served {_size(size)} that start with {head!r}, "
+                f"not {self.opt.magic!r} as the file format must: the download was discarded and {self.target} left as it was. "
+                "The source is likely a web page or the wrong file; name the file itself (hf://org/repo/file.gguf)"
             )
         os.fsync(self.fd)
         os.close(self.fd)

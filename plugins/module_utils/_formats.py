@@ -49,6 +49,7 @@ __all__ = [
     "relative_path",
     "secret_text",
     "semver",
+    "size_problem",
     "text_line",
     "unknown_keys",
     "url",
@@ -58,6 +59,8 @@ __all__ = [
 Check = Callable[[Any], str]
 
 MAX_SIZE = 64 * 2**40  # a model file, a volume: 64Ti
+# no memory, volume or model is this small: below it the unit was left out (24 is 24 bytes, not 24Gi)
+MIN_SIZE = 2**20
 
 # distribution/reference's grammar: [domain[:port]/]path[:tag][@digest]
 _DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?"
@@ -422,10 +425,24 @@ def read_quantity(where: str, value: Any, problems: List[Problem], *, required: 
     except QuantityError as exc:
         problems.append(Problem(where, str(exc), "write a Kubernetes quantity such as 24Gi or 512Mi"))
         return None
-    if not 0 < size <= maximum:
-        problems.append(Problem(where, f"{value!r} is not above 0 and at most {to_quantity(maximum)}", "write the size in Gi, such as 24Gi"))
+    too_small = size_problem(where, value, size)
+    if too_small:
+        problems.append(too_small)
+        return None
+    if size > maximum:
+        problems.append(Problem(where, f"{value!r} is more than {to_quantity(maximum)}", "write the size in Gi, such as 24Gi"))
         return None
     return size
+
+
+def size_problem(where: str, value: Any, size: int) -> Optional[Problem]:
+    """A memory or storage size below MIN_SIZE: most often a number written without its unit."""
+    if size >= MIN_SIZE:
+        return None
+    text = str(value).strip()
+    if size > 0 and re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+        return Problem(where, f"{value!r} has no unit, so it is {text} bytes", f"write the unit: {text}Gi (or {text}Mi)")
+    return Problem(where, f"{value!r} is {size} bytes, less than {to_quantity(MIN_SIZE)}", "write the size with its unit, such as 24Gi or 512Mi")
 
 
 def read_int(where: str, value: Any, problems: List[Problem], *, minimum: int, default: int, maximum: int = 2**31 - 1) -> int:

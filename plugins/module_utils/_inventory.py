@@ -243,7 +243,9 @@ def check_variable_names(names: Sequence[str], known: Sequence[str], prefixes: S
             Problem(
                 name,
                 f"is not a variable of homelab.ai{f' (did you mean {close[0]}?)' if close else suggest(name, declared)}",
-                "correct the name (every variable is in the roles' meta/argument_specs.yml); if it is a variable of your own,"
+                "correct the name (the shared and role variables are in the roles' meta/argument_specs.yml, a node's"
+                " homelab_ai_gpus, homelab_ai_gpu_sharing, homelab_ai_node_name and homelab_ai_node_labels under Nodes"
+                " in the README's inventory section); if it is a variable of your own,"
                 " list it in homelab_ai_allowed_variables",
             )
         )
@@ -555,7 +557,15 @@ def _model(index: int, raw: Any, nodes: Sequence[Node], problems: List[Problem],
     node_name: Optional[str] = None
     gpu_vendor: Optional[str] = None
     node_ref = raw.get("node")
-    if node_ref is not None:
+    if node_ref is not None and backend == "ollama":
+        problems.append(
+            Problem(
+                f"{where}.node",
+                "is not read for an Ollama model: every Ollama model runs in the one Ollama server, on ollama_node",
+                f"remove node from the model, and set ollama_node: {node_ref} to run Ollama there",
+            )
+        )
+    elif node_ref is not None:
         node = next((n for n in nodes if node_ref in (n.host, n.name)), None)
         if node is None:
             known = [n.host for n in nodes]

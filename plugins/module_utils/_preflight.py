@@ -17,9 +17,9 @@ import yaml
 
 from ._comfyui import CHECKPOINT_SUFFIXES, fixed_arg
 from ._exposure import Exposure, exposure_problems
-from ._formats import variable_problems
+from ._formats import size_problem, variable_problems
 from ._inventory import NODE_VARIABLES, SHARED_VARIABLES, build_inventory, check_variable_names
-from ._problems import InputError, Problem
+from ._problems import InputError, Problem, suggest
 from ._pull import PullRequest, check_request
 from ._quantity import QuantityError, parse_quantity
 from ._sops import AgeKeyError, age_recipients_from_key_file, check_recipients, default_age_key_file, how_to_make_an_age_key
@@ -31,6 +31,7 @@ __all__ = ["QUANTITY_SUFFIXES", "component_problems", "load_role_specs", "quanti
 # Options named like this hold Kubernetes quantities; the argument specs cannot say so themselves.
 QUANTITY_SUFFIXES = ("_size", "_memory", "_vram")
 _RESOURCE_KEYS = ("cpu", "memory", "ephemeral-storage")
+_SIZE_KEYS = ("memory", "ephemeral-storage")
 
 
 def load_role_specs(roles_dir: str) -> Dict[str, Dict[str, Any]]:
@@ -82,20 +83,24 @@ def quantity_problems(values: Mapping[str, Any]) -> List[Problem]:
         if value is None or value == "":  # empty means "not set" for the optional sizes
             continue
         if name.endswith(QUANTITY_SUFFIXES):
-            _check_quantity(name, value, problems)
+            _check_quantity(name, value, problems, size=True)
         elif name.endswith("_resources") and isinstance(value, Mapping):
             for section in ("requests", "limits"):
                 for key, amount in ((value.get(section) or {}) if isinstance(value.get(section), Mapping) else {}).items():
                     if key in _RESOURCE_KEYS or "/" in str(key):
-                        _check_quantity(f"{name}.{section}.{key}", amount, problems)
+                        _check_quantity(f"{name}.{section}.{key}", amount, problems, size=key in _SIZE_KEYS)
     return problems
 
 
-def _check_quantity(where: str, value: Any, problems: List[Problem]) -> None:
+def _check_quantity(where: str, value: Any, problems: List[Problem], *, size: bool) -> None:
     try:
-        parse_quantity(value)
+        amount = parse_quantity(value)
     except QuantityError as exc:
         problems.append(Problem(where, str(exc), "write a Kubernetes quantity such as 100Gi, 512Mi or 500m"))
+        return
+    too_small = size_problem(where, value, int(amount)) if size else None
+    if too_small:
+        problems.append(too_small)
 
 
 def run_preflight(
@@ -121,8 +126,16 @@ def run_preflight(
     allowed = variables.get("homelab_ai_allowed_variables") or []
     problems.extend(check_variable_names([*variables, *(names or [])], known, prefixes, allowed))
     warnings: List[str] = []
+    # a host sees the variables of its groups and of group all too: a name the controller has was checked above, and
+    # one that several hosts share (a group's variable) is one mistake, said once with the hosts that have it
+    seen = set(variables) | set(names or [])
+    by_problem: Dict[Tuple[str, str, str], List[str]] = {}
     for host, hvars in hosts.items():
-        problems.extend(Problem(f"{host}: {p.where}", p.message, p.fix) for p in check_variable_names(list(hvars), known, prefixes, allowed))
+        for p in check_variable_names([name for name in hvars if name not in seen], known, prefixes, allowed):
+            by_problem.setdefault((p.where, p.message, p.fix), []).append(host)
+    for (where, message, fix), owners in by_problem.items():
+        who = f"every node ({len(owners)} hosts)" if len(owners) == len(hosts) > 1 else ", ".join(owners)
+        problems.append(Problem(f"{who}: {where}", message, fix))
     for role, options in role_specs.items():
         values = {name: variables[name] for name in options if name in variables}
         problems.extend(spec_problems(role, options, values))
@@ -239,9 +252,21 @@ def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Ma
     problems: List[Problem] = []
     hosts = [node["host"] for node in inventory["nodes"]]
     ollama_node = value("ollama", "ollama_node")
-    if value("ollama", "ollama_enabled") and ollama_node and not any(ollama_node in (n["host"], n["name"]) for n in inventory["nodes"]):
+    ollama = next((n for n in inventory["nodes"] if ollama_node and ollama_node in (n["host"], n["name"])), None)
+    if value("ollama", "ollama_enabled") and ollama_node and ollama is None:
         problems.append(
             Problem("ollama_node", f"{ollama_node!r} is not a node of the inventory", f"use one of {', '.join(hosts)}, or leave it empty to run on the CPU")
+        )
+    elif value("ollama", "ollama_enabled") and ollama is not None and not ollama["gpus"] and value("ollama", "ollama_gpu"):
+        with_gpu = [n["host"] for n in inventory["nodes"] if n["gpus"]]
+        problems.append(
+            Problem(
+                "ollama_node",
+                f"{ollama_node!r} declares no GPU (homelab_ai_gpus), so Ollama would run on its CPU",
+                "declare the node's GPU in homelab_ai_gpus"
+                + (f", or put Ollama on a node with one ({', '.join(with_gpu)})" if with_gpu else "")
+                + ", or set ollama_gpu: false to run it on this node's CPU",
+            )
         )
     if value("stable_diffusion", "stable_diffusion_enabled"):
         sd_node = value("stable_diffusion", "stable_diffusion_node")
@@ -294,6 +319,8 @@ def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Ma
                     f"use one of {', '.join(embedders)}" if embedders else "add an embedding model (mode: embedding) to homelab_ai_models, or leave it empty",
                 )
             )
+    if value("llamacpp", "llamacpp_enabled"):
+        problems.extend(_llamacpp_image_problems(variables, role_specs, inventory))
     scaled = [m["name"] for m in inventory["models"] if m["backend"] == "llamacpp" and m["scale_to_zero"]]
     if (
         scaled
@@ -308,6 +335,36 @@ def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Ma
                 " Prometheus whether they are idle and never scale them down",
                 "set llamacpp_prometheus_url to the cluster's Prometheus (and llamacpp_prometheus_uptime_filter to its own up series),"
                 " or llamacpp_prometheus_install: true",
+            )
+        )
+    return problems
+
+
+def _llamacpp_image_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Mapping[str, Any]], inventory: Mapping[str, Any]) -> List[Problem]:
+    """``llamacpp_images`` given in part: a value replaces the role's whole default, so each vendor a model runs on
+    needs its image there (the rest may be left out)."""
+    images = variables.get("llamacpp_images")
+    defaults = (role_specs.get("llamacpp", {}).get("llamacpp_images") or {}).get("default") or {}
+    if not isinstance(images, Mapping) or not defaults:
+        return []  # not given (the defaults hold every vendor), or not a dict (the argument spec says so)
+    problems = [
+        Problem(f"llamacpp_images.{key}", f"is not a vendor{suggest(str(key), list(defaults))}", f"use {', '.join(defaults)}")
+        for key in images
+        if key not in defaults
+    ]
+    needs: Dict[str, List[str]] = {}
+    for model in inventory["models"]:
+        if model["backend"] == "llamacpp":
+            vendor = model["gpu_vendor"] if model["gpu_vendor"] and model["gpu_layers"] > 0 else "cpu"
+            needs.setdefault(vendor, []).append(model["name"])
+    missing = [vendor for vendor in defaults if vendor in needs and not images.get(vendor)]
+    if missing:
+        runs = "; ".join(f"{', '.join(needs[v])} on {v}" for v in missing)
+        problems.append(
+            Problem(
+                "llamacpp_images",
+                f"has no image for {', '.join(missing)} ({runs}): a value given replaces the role's whole default",
+                "add " + ", ".join(f"{v}: {defaults[v]}" for v in missing) + " (the role's defaults), or leave llamacpp_images out",
             )
         )
     return problems

@@ -27,9 +27,14 @@ class InputError(ValueError):
         super().__init__(format_problems(self.problems))
 
 
-def format_problems(problems: Iterable[Problem]) -> str:
+def format_problems(problems: Iterable[Problem], consequence: str = "nothing was written or applied") -> str:
     lines = [f"- {problem}" for problem in problems]
-    return "The inventory has {} problem(s); nothing was written or applied:\n{}".format(len(lines), "\n".join(lines))
+    return "The inventory has {} problem(s); {}:\n{}".format(len(lines), consequence, "\n".join(lines))
+
+
+def failure_summary(problems: Sequence[Problem], consequence: str = "nothing was written or applied") -> str:
+    """The one line a failed task ends with, once the problems themselves were shown (each once)."""
+    return f"The inventory has {len(problems)} problem(s), listed above; {consequence}"
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str:

@@ -65,6 +65,7 @@ class PullRequest:
     lock_timeout: float = 3600.0
     memory: int = 64 << 20
     name: str = ""  # what progress lines call it
+    magic: str = ""  # hf/https: what the file must start with ("GGUF" for llama.cpp); anything else is discarded
     # tuning that tests turn down; the module and the Job keep the defaults
     backoff: float = 1.0
     checkpoint: float = 2.0
@@ -141,6 +142,7 @@ def pull(req: PullRequest, *, check_mode: bool = False, progress: Optional[Calla
         progress=progress,
         progress_interval=progress_interval,
         name=req.name,
+        magic=req.magic.encode("ascii"),
     )
     if source.scheme == "ollama":
         return _Ollama(req, source, dest, options, check_mode).run()
@@ -160,6 +162,11 @@ def _stat(path: str) -> Optional[os.stat_result]:
     if not os.path.isfile(path):
         raise DownloadError(f"{path} exists and is not a file; move it away or choose another dest/filename")
     return st
+
+
+def _starts_with(path: str, magic: bytes) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(len(magic)) == magic
 
 
 def _write_json(path: str, doc: Mapping[str, Any]) -> None:
@@ -235,6 +242,13 @@ class _File:
 
     def present(self) -> PullResult:
         st = _stat(self.target)
+        if st is not None and self.req.magic and not _starts_with(self.target, self.req.magic.encode("ascii")):
+            # not the format the server reads (an earlier pull of a web page): it goes, and the file is fetched again
+            if not self.check_mode:
+                for path in (self.target, self.paths["record"]):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+            st = None
         rec = (self.record() or {}) if st else {}
         trusted = st is not None and self.trusted(st, rec)
         pinned = self.source.scheme == "hf" and is_commit(self.source.revision)

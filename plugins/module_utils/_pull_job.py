@@ -114,6 +114,8 @@ def pull_job(
         **({"filename": str(model["filename"])} if model.get("filename") else {}),
         **({"endpoint": endpoint} if endpoint else {}),
         "name": str(model.get("name") or ""),
+        # llama-server reads GGUF only: a web page or another file is refused by the pull, not by the server later
+        **({"magic": "GGUF"} if model.get("backend") == "llamacpp" else {}),
     }
     # Imported here: the pull code is the largest module_utils, and Ansible compiles collection code from source in each
     # task's worker, so the roles that pull nothing should not pay for it.

@@ -131,6 +131,12 @@ def _parse_https(uri: str) -> Source:
             " serve the file without them, or use hf:// with homelab_ai_hf_token for a gated Hub repository"
         )
     parts = split.path.strip("/").split("/")
+    if split.hostname == urlsplit(HF_DEFAULT_ENDPOINT).hostname and len(parts) >= 5 and parts[2] in ("blob", "raw"):
+        # the Hub's web page of a file (/blob/: HTML) or its Git view (/raw/: an LFS pointer for a model), not the file
+        revision = "" if parts[3] == "main" else f"@{parts[3]}"
+        form = f"hf://{parts[0]}/{parts[1]}/{'/'.join(parts[4:])}{revision}"
+        page = "the Hub's web page of the file, which serves HTML" if parts[2] == "blob" else "the Hub's Git view of the file, an LFS pointer"
+        raise SourceError(f"{uri!r} is {page}, not the model; use {form} (the pull resolves it and checks the Hub's sha256)")
     if not all(_FILE_PART.match(part) and part not in (".", "..") for part in parts):
         raise SourceError(f"{uri!r}: the path must be file and folder names (letters, digits, '.', '_', '+', '=', '-'; no '..')")
     return Source(uri=uri, scheme="https", url=uri)

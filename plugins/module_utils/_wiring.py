@@ -28,14 +28,14 @@ A component that offers one Service per catalog model (``per_model: <backend>``)
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
 from ._exposure import resolve_exposure, urls
 from ._problems import Problem
 
-__all__ = ["DECLARATION", "build_wiring", "load_declarations", "service_url"]
+__all__ = ["DECLARATION", "build_wiring", "load_declarations", "service_url", "unreached_data"]
 
 DECLARATION = os.path.join("meta", "component.yml")
 _KEYS = ("component", "enabled", "layer", "needs", "offers", "exposes", "consumes")
@@ -164,3 +164,22 @@ def _exposure(
     )
     url, how = urls(exposure.to_dict(), str(declared.get("path") or "/"))
     return {**exposure.to_dict(), "url": url, "how": how, "title": str(declared.get("name") or name)}
+
+
+def unreached_data(wiring: Mapping[str, Mapping[str, Any]], kept_data_of: Mapping[str, Sequence[str]]) -> List[str]:
+    """What a component turned off leaves behind for those still on: its volumes stay (nothing holding data is
+    deleted unless asked), but the components that consumed it no longer reach what they stored there."""
+    notes = []
+    for name, kept in sorted(kept_data_of.items()):
+        entry = wiring.get(name)
+        if entry is None or entry["enabled"]:
+            continue
+        consumers = sorted(c for c, e in wiring.items() if e["enabled"] and any(item["name"] == name for item in e["consumes"]))
+        if consumers:
+            one = len(consumers) == 1
+            notes.append(
+                f"{name} is off and its data stays in the cluster ({', '.join(kept)}), but {', '.join(consumers)} no longer"
+                f" {'reaches' if one else 'reach'} it: what {'it' if one else 'they'} stored in {name} is not found"
+                f" (Open WebUI's documents) until {entry['role']}_enabled is true again"
+            )
+    return notes

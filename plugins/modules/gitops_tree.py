@@ -115,6 +115,21 @@ kept_data:
   returned: always
   type: list
   elements: str
+left_models:
+  description:
+    - Ollama models whose pull Job left the tree (the model left the catalog). Their blobs stay on Ollama's volume,
+      which stays; each item names the model (C(model)), Ollama's name for it (C(name)), the volume (C(pvc)) and the
+      namespace.
+  returned: always
+  type: list
+  elements: dict
+notes:
+  description:
+    - What the components still on no longer reach, where a component they consumed is off and its data stayed (Open
+      WebUI's documents in Qdrant's volume).
+  returned: always
+  type: list
+  elements: str
 cleaned:
   description: What a killed run had left (a half-built tree beside this one, temporary files), now removed.
   returned: always

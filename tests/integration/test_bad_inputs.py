@@ -85,6 +85,39 @@ CASES = {
         host("strix-01", lambda d: d.update(homelab_ai_gpu_sharing={"replicas": 2})),
         ["strix-01: homelab_ai_gpu_sharing (amd).replicas: AMD's GPU device plugin has no time-slicing"],
     ),
+    "llamacpp_images without the vendor a model runs on": (
+        services(lambda d: d.update(llamacpp_images={"nvidia": "ghcr.io/ggml-org/llama.cpp:server-cuda-b11312"})),
+        [
+            "llamacpp_images: has no image for amd (qwen-embed, qwen3-30b-a3b, llama-3.3-70b on amd): a value given replaces",
+            "Fix: add amd: ghcr.io/ggml-org/llama.cpp:server-vulkan-b11312 (the role's defaults), or leave llamacpp_images out",
+        ],
+    ),
+    "the Hub's web page of a model file": (
+        models(lambda d: d["homelab_ai_models"][0].update(source="https://huggingface.co/Qwen/Qwen3-Embedding-0.6B-GGUF/blob/main/Qwen3-Embedding-0.6B-Q8_0.gguf")),
+        ["is the Hub's web page of the file, which serves HTML, not the model; use hf://Qwen/Qwen3-Embedding-0.6B-GGUF/Qwen3-Embedding-0.6B-Q8_0.gguf"],
+    ),
+    "GPU memory without a unit": (
+        host("gpu-amd-01", lambda d: d["homelab_ai_gpus"][0].update(memory=32)),
+        ["gpu-amd-01: homelab_ai_gpus[0].memory: 32 has no unit, so it is 32 bytes. Fix: write the unit: 32Gi (or 32Mi)"],
+    ),
+    "a volume size without a unit": (
+        services(lambda d: d.update(ollama_storage_size="100")),
+        ["ollama_storage_size: '100' has no unit, so it is 100 bytes. Fix: write the unit: 100Gi (or 100Mi)"],
+    ),
+    "node on an Ollama model": (
+        models(lambda d: d["homelab_ai_models"][3].update(node="gpu-amd-01")),
+        [
+            "homelab_ai_models[3] (llama3.2).node: is not read for an Ollama model: every Ollama model runs in the one Ollama server, on ollama_node",
+            "Fix: remove node from the model, and set ollama_node: gpu-amd-01 to run Ollama there",
+        ],
+    ),
+    "Ollama on a node that declares no GPU": (
+        [host("media-01", lambda d: d.update(homelab_ai_gpus=[])), services(lambda d: d.update(ollama_node="media-01"))],
+        [
+            "ollama_node: 'media-01' declares no GPU (homelab_ai_gpus), so Ollama would run on its CPU",
+            "or set ollama_gpu: false to run it on this node's CPU",
+        ],
+    ),
     "role variable of the wrong kind": (
         services(lambda d: d.update(ollama_service_type="Ingress")),
         ["ollama_service_type", "ClusterIP, NodePort, LoadBalancer"],
@@ -94,16 +127,31 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_is_refused_before_anything_is_written(case, collections, age_key, tmp_path):
-    (relpath, change), expected = CASES[case]
+    edits, expected = CASES[case]
     inventory = copy_example(tmp_path / "inventory")
-    edit(inventory / relpath, change)
+    for relpath, change in edits if isinstance(edits, list) else [edits]:
+        edit(inventory / relpath, change)
     out = tmp_path / "out"
     run = run_site(collections, inventory, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(out)})
     assert run.rc != 0
     assert "nothing was written or applied" in run.output
     for text in expected:
         assert text in run.output, run.output[-3000:]
+        # each problem once, in the preflight's words: not repeated per host, nor by Ansible's report of the failure
+        assert len(text) < 30 or run.output.count(text) == 1, run.output[-3000:]
     assert not out.exists()
+
+
+def test_a_mistake_in_the_variables_of_every_host_is_said_once(collections, age_key, tmp_path):
+    inventory = copy_example(tmp_path / "inventory")
+    edit(inventory / "group_vars" / "all" / "cluster.yml", lambda d: rename_key(d, "homelab_ai_mode", "homelab_ai_mdoe"))
+    edit(inventory / "group_vars" / "homelab_ai_nodes" / "bootstrap.yml", lambda d: d.update(homelab_ai_gpu_sharnig="exclusive"))
+    run = run_site(collections, inventory, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(tmp_path / "out")})
+    assert run.rc != 0
+    assert run.output.count("homelab_ai_mdoe: is not a variable") == 1, run.output[-3000:]
+    assert run.output.count("homelab_ai_gpu_sharnig: is not a variable") == 1
+    assert "every node (5 hosts): homelab_ai_gpu_sharnig: is not a variable of homelab.ai (did you mean homelab_ai_gpu_sharing?)" in run.output
+    assert "The inventory has 2 problem(s)" in run.output
 
 
 def test_no_age_key_says_how_to_make_one(collections, tmp_path):

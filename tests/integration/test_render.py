@@ -293,3 +293,28 @@ def test_a_url_with_a_fragment_names_the_same_file_for_the_pull_job_and_the_serv
     (job,) = [obj for (kind, _), obj in objects.items() if kind == "Job" and obj["metadata"]["annotations"]["homelab.ai/model"] == "frag"]
     spec = json.loads(job["spec"]["template"]["spec"]["containers"][0]["args"][1])
     assert spec["dest"] == "/models" and "filename" not in spec  # the pull code names it by Source.filename: tiny.gguf
+
+
+def test_what_a_change_leaves_behind_is_said(rendered, collections, age_key, tmp_path):
+    """Qdrant turned off while its volume holds Open WebUI's documents, and an Ollama model taken out of the catalog:
+    nothing holding data is deleted, and the summary says what is no longer found and what stays where."""
+    tree, _ = rendered
+    out = tmp_path / "out"
+    shutil.copytree(tree, out / "homelab")
+    inventory = tmp_path / "inventory"
+    shutil.copytree(EXAMPLE, inventory)
+    models = inventory / "group_vars" / "all" / "models.yml"
+    catalog = yaml.safe_load(models.read_text())
+    catalog["homelab_ai_models"] = [m for m in catalog["homelab_ai_models"] if m["name"] != "llama3.2"]
+    models.write_text(yaml.safe_dump(catalog))
+    run = run_site(collections, inventory, age_key=age_key, extra_vars={"homelab_ai_render_dir": str(out), "qdrant_enabled": False})
+    assert run.rc == 0, run.output[-3000:]
+    assert (
+        "note: qdrant is off and its data stays in the cluster (PersistentVolumeClaim ai/qdrant-data), but open-webui no longer"
+        " reaches it: what it stored in qdrant is not found (Open WebUI's documents) until qdrant_enabled is true again"
+    ) in run.output
+    assert (
+        "left the catalog: Ollama model llama3.2 (llama3.2:3b); its files stay on the volume ollama-models. To free the space:"
+        " kubectl exec -n ai statefulset/ollama -- ollama rm llama3.2:3b"
+    ) in run.output
+    assert (out / "homelab" / "apps" / "ollama" / "persistentvolumeclaim-ollama-models.yaml").exists()

@@ -31,3 +31,14 @@ def test_preflight_documents_the_python_defaults():
     spec = options("preflight")
     for name, value in DEFAULTS.items():
         assert spec[name].get("default") == value, name
+
+
+def test_every_name_the_typo_message_points_to_is_where_it_says():
+    """The misspelling's fix sends people to the argument specs and the README: each name is found there."""
+    from ansible_collections.homelab.ai.plugins.module_utils._inventory import MODEL_KEYS, NODE_VARIABLES
+
+    spec = yaml.safe_load((ROOT / "roles" / "preflight" / "meta" / "argument_specs.yml").read_text())
+    catalog = " ".join(spec["argument_specs"]["main"]["options"]["homelab_ai_models"]["description"])
+    assert [key for key in MODEL_KEYS if f"C({key})" not in catalog] == []
+    nodes = (ROOT / "README.md").read_text().split("- **Nodes**", 1)[1].split("- **The model catalog**", 1)[0]
+    assert [name for name in NODE_VARIABLES - {"homelab_ai_gpu_facts"} if f"`{name}`" not in nodes] == []

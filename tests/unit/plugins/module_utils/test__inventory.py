@@ -148,8 +148,10 @@ def test_look_alike_variables_are_errors_unless_allowed(name, meant):
     prefixes = ["homelab_ai", "longhorn", "stable_diffusion", "open_webui"]
     (problem,) = check_variable_names([name, "ansible_host", "my_backup_enabled", "inventory_hostname"], known, prefixes)
     assert str(problem) == (
-        f"{name}: is not a variable of homelab.ai (did you mean {meant}?). Fix: correct the name (every variable is in the roles'"
-        " meta/argument_specs.yml); if it is a variable of your own, list it in homelab_ai_allowed_variables"
+        f"{name}: is not a variable of homelab.ai (did you mean {meant}?). Fix: correct the name (the shared and role variables"
+        " are in the roles' meta/argument_specs.yml, a node's homelab_ai_gpus, homelab_ai_gpu_sharing, homelab_ai_node_name and"
+        " homelab_ai_node_labels under Nodes in the README's inventory section); if it is a variable of your own, list it in"
+        " homelab_ai_allowed_variables"
     )
     assert check_variable_names([name], known, prefixes, allowed=[name]) == []
 

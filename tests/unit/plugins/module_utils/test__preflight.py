@@ -77,3 +77,45 @@ def test_verifying_declared_gpus_is_a_bool_of_the_controller_or_of_one_node(age_
         run_preflight({**shared, "homelab_ai_sops_age_key_file": age_key, "homelab_ai_verify_gpus": "sometimes"}, hosts, SPECS)
     (problem,) = info.value.problems
     assert "argument 'homelab_ai_verify_gpus' is of type str and we were unable to convert to bool" in str(problem)
+
+
+def _problems_of(age_key, hosts=None, **variables):
+    shared, example_hosts = example_inventory()
+    try:
+        run_preflight({**shared, "homelab_ai_sops_age_key_file": age_key, **variables}, hosts or example_hosts, SPECS)
+    except InputError as exc:
+        return [str(p) for p in exc.problems]
+    return []
+
+
+def test_llamacpp_images_given_in_part_needs_only_the_vendors_the_models_run_on(age_key):
+    assert _problems_of(age_key, llamacpp_images={"amd": "ghcr.io/ggml-org/llama.cpp:server-vulkan-b11312"}) == []
+    (missing,) = _problems_of(age_key, llamacpp_images={"nvidia": "ghcr.io/ggml-org/llama.cpp:server-cuda-b11312"})
+    assert missing.startswith("llamacpp_images: has no image for amd (qwen-embed, qwen3-30b-a3b, llama-3.3-70b on amd)")
+    (unknown,) = _problems_of(age_key, llamacpp_images={"amd": "a:1", "rocm": "b:1"})
+    assert unknown.startswith("llamacpp_images.rocm: is not a vendor")
+
+
+def test_ollama_on_a_node_without_a_gpu_is_refused_unless_asked_for(age_key):
+    _, hosts = example_inventory()
+    hosts["media-01"]["homelab_ai_gpus"] = []
+    (refused,) = _problems_of(age_key, hosts, ollama_node="media-01")
+    assert "'media-01' declares no GPU" in refused and "ollama_gpu: false" in refused
+    assert _problems_of(age_key, hosts, ollama_node="media-01", ollama_gpu=False) == []
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"ollama_storage_size": 100}, "ollama_storage_size: 100 has no unit, so it is 100 bytes. Fix: write the unit: 100Gi (or 100Mi)"),
+        ({"qdrant_resources": {"requests": {"memory": "512"}}}, "qdrant_resources.requests.memory: '512' has no unit, so it is 512 bytes"),
+        ({"ollama_vram": "1Ki"}, "ollama_vram: '1Ki' is 1024 bytes, less than 1Mi"),
+    ],
+)
+def test_a_size_without_its_unit_is_refused_with_the_unit(age_key, variables, message):
+    (problem,) = _problems_of(age_key, **variables)
+    assert problem.startswith(message)
+
+
+def test_a_cpu_request_needs_no_unit():
+    assert quantity_problems({"qdrant_resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}) == []

@@ -461,3 +461,33 @@ def test_progress_lines_give_percent_speed_and_eta():
 
 def test_the_repository_root_is_importable():
     assert (ROOT / "plugins" / "module_utils" / "_download.py").exists()
+
+
+# --- the file's format ---------------------------------------------------------------------------------------
+
+
+def test_a_file_without_the_formats_magic_is_refused_and_nothing_is_left(server, tmp_path):
+    """What the Hub's web page of a file serves (HTML) never becomes a llama.cpp model."""
+    server.add_hf(REPO, "page.gguf", b"<!DOCTYPE html><html>" + os.urandom(PART * 2))
+    with pytest.raises(_download.WrongContentError, match=r"start with b'<!DO', not b'GGUF'.*left as it was"):
+        pull(request(server, tmp_path, source=f"hf://{REPO}/page.gguf", magic="GGUF"))
+    assert listing(tmp_path) == []  # staging included
+
+
+def test_a_file_with_the_formats_magic_is_placed(server, tmp_path):
+    model = b"GGUF\x03\x00\x00\x00" + os.urandom(PART + 17)
+    server.add_hf(REPO, "real.gguf", model)
+    result = pull(request(server, tmp_path, source=f"hf://{REPO}/real.gguf", magic="GGUF"))
+    assert result.action == "downloaded" and (tmp_path / "real.gguf").read_bytes() == model
+
+
+def test_a_web_page_placed_by_an_earlier_pull_goes_and_is_not_placed_again(server, tmp_path):
+    """A pull without the check (an older collection) placed and recorded HTML: the record no longer vouches for it."""
+    server.add_hf(REPO, "page.gguf", b"<!DOCTYPE html><html>" + os.urandom(PART))
+    spec = {"source": f"hf://{REPO}/page.gguf"}
+    assert pull(request(server, tmp_path, **spec)).action == "downloaded"
+    assert pull(request(server, tmp_path, **spec, magic="GGUF"), check_mode=True).action == "would download"
+    assert (tmp_path / "page.gguf").exists()  # check mode wrote nothing
+    with pytest.raises(_download.WrongContentError):
+        pull(request(server, tmp_path, **spec, magic="GGUF"))
+    assert listing(tmp_path) == []

@@ -103,3 +103,11 @@ def test_cache_size():
     assert cache_size({"cache_size": 50 * 2**30}, "20Gi") == "50Gi"
     assert cache_size({"size": 18 * 2**30}, "20Gi") == "21Gi"  # 18 GiB + 10 % + 1 GiB, rounded up
     assert cache_size({"size": None}, "20Gi") == "20Gi"
+
+
+def test_a_llama_cpp_models_pull_refuses_anything_but_gguf():
+    def spec(model):
+        return json.loads(pull_job(model, "cache")[1]["spec"]["template"]["spec"]["containers"][0]["args"][1])
+
+    assert spec({**EMBED, "backend": "llamacpp"})["magic"] == "GGUF"
+    assert "magic" not in spec({**OLLAMA, "backend": "ollama"}) and "magic" not in spec({"source": "hf://org/sd/model.safetensors"})

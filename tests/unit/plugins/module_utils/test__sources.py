@@ -52,3 +52,22 @@ def test_https_source():
 def test_bad_sources_say_what_is_wrong(uri, message):
     with pytest.raises(SourceError, match=message.replace("(", r"\(").replace(".", r"\.")):
         parse_source(uri)
+
+
+@pytest.mark.parametrize(
+    ("uri", "form", "what"),
+    [
+        ("https://huggingface.co/ORG/REPO/blob/main/FILE.gguf", "hf://ORG/REPO/FILE.gguf", "web page"),
+        ("https://huggingface.co/Qwen/Qwen3-GGUF/blob/v1.0/sub/q8.gguf", "hf://Qwen/Qwen3-GGUF/sub/q8.gguf@v1.0", "web page"),
+        ("https://huggingface.co/ORG/REPO/raw/main/FILE.gguf", "hf://ORG/REPO/FILE.gguf", "LFS pointer"),
+    ],
+)
+def test_the_hubs_web_address_of_a_file_is_refused_with_its_hf_form(uri, form, what):
+    with pytest.raises(SourceError) as refused:
+        parse_source(uri)
+    assert what in str(refused.value) and f"use {form} " in str(refused.value)
+    assert parse_source(form).scheme == "hf"
+
+
+def test_the_hubs_resolve_address_is_the_file_itself():
+    assert parse_source("https://huggingface.co/ORG/REPO/resolve/main/FILE.gguf").scheme == "https"

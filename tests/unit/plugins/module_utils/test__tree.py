@@ -228,3 +228,44 @@ def test_a_tree_reached_through_a_symlink_is_swapped_where_it_is(tmp_path):
     sync_tree(str(tmp_path / "build" / "homelab"), files())
     sync_tree(str(tmp_path / "build" / "homelab"), {**files(), "apps/kustomization.yaml": HEADER + "resources: []\n"})
     assert os.path.islink(tmp_path / "build") and (real / "apps" / "kustomization.yaml").read_text().endswith("resources: []\n")
+
+
+def _pull_job(name: str, model: str, source: str) -> str:
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": "ai", "annotations": {"homelab.ai/model": model, "homelab.ai/source": source}},
+        "spec": {"template": {"spec": {"volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "ollama-models"}}]}}},
+    }
+    return HEADER + yaml.safe_dump(job)
+
+
+def test_an_ollama_model_that_left_the_catalog_is_named_with_the_volume_that_keeps_it(tmp_path):
+    root = tmp_path / "tree"
+    jobs = {
+        "apps/ollama/job-pull-llama3-2-aaaa.yaml": _pull_job("pull-llama3-2-aaaa", "llama3.2", "ollama://llama3.2:3b"),
+        "apps/ollama/job-pull-qwen-bbbb.yaml": _pull_job("pull-qwen-bbbb", "qwen", "ollama://qwen2.5-coder:14b"),
+        "apps/llamacpp/job-pull-embed-cccc.yaml": _pull_job("pull-embed-cccc", "embed", "hf://org/repo/embed.gguf"),
+    }
+    sync_tree(str(root), {**files(), **jobs})
+    # qwen's pull is a new Job (another digest), llama3.2's and the llama.cpp model's are gone
+    after = {**files(), "apps/ollama/job-pull-qwen-dddd.yaml": _pull_job("pull-qwen-dddd", "qwen", "ollama://qwen2.5-coder:14b")}
+    result = sync_tree(str(root), after)
+    assert result.left_models == [{"model": "llama3.2", "name": "llama3.2:3b", "pvc": "ollama-models", "namespace": "ai"}]
+    assert sync_tree(str(root), after).left_models == []
+
+
+def test_the_trees_pages_open_with_their_title_and_name_the_age_key(tmp_path):
+    from ansible_collections.homelab.ai.plugins.module_utils._tree import MD_HEADER, readme
+
+    flux = {k: v for k, v in FLUX.items() if k != "cluster"}
+    page = readme("homelab", {"apps/qdrant": {"Service": 1}}, age_key_file="/home/me/.config/sops/age/keys.txt", **flux)
+    extra = {"README.md": page, "vram-plan.md": "# VRAM plan of homelab\n"}
+    rendered = render_files(components(), [NAMESPACE], age_recipients=[AGE], extra_files=extra, **FLUX)
+    for name, title in (("README.md", "# homelab: the homelab.ai GitOps tree"), ("vram-plan.md", "# VRAM plan of homelab")):
+        first, second = rendered[name].splitlines()[:2]
+        assert (first + "\n", second) == (MD_HEADER, title)  # the generated-by line is a comment, not a heading
+    assert "--from-file=age.agekey=/home/me/.config/sops/age/keys.txt" in rendered["README.md"]
+    root = tmp_path / "tree"
+    sync_tree(str(root), rendered)
+    assert sync_tree(str(root), {k: v for k, v in rendered.items() if k != "vram-plan.md"}).removed == ["vram-plan.md"]  # still ours

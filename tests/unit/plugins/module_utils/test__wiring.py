@@ -69,3 +69,19 @@ def test_a_model_whose_backend_is_off_is_refused(age_key):
 def test_a_declaration_with_an_unknown_key_is_a_bug_of_the_role():
     with pytest.raises(ValueError, match="needs component, knows"):
         build_wiring({"x": {"component": "x", "offer": {}}}, lambda role, name: None, namespace="ai", models=[], secret_file=lambda *a: "")
+
+
+def test_a_component_turned_off_names_what_its_consumers_no_longer_find():
+    from ansible_collections.homelab.ai.plugins.module_utils._wiring import unreached_data
+
+    wiring = {
+        "qdrant": {"enabled": False, "role": "qdrant", "consumes": []},
+        "open-webui": {"enabled": True, "role": "open_webui", "consumes": [{"name": "litellm"}, {"name": "qdrant"}]},
+        "litellm": {"enabled": True, "role": "litellm", "consumes": []},
+        "ollama": {"enabled": False, "role": "ollama", "consumes": []},
+    }
+    kept = {"qdrant": ["PersistentVolumeClaim ai/qdrant-data"], "ollama": ["PersistentVolumeClaim ai/ollama-models"]}
+    (note,) = unreached_data(wiring, kept)
+    assert note.startswith("qdrant is off and its data stays in the cluster (PersistentVolumeClaim ai/qdrant-data), but open-webui no longer")
+    assert note.endswith("until qdrant_enabled is true again")
+    assert unreached_data({**wiring, "qdrant": {**wiring["qdrant"], "enabled": True}}, kept) == []
