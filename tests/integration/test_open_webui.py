@@ -21,6 +21,7 @@ import re
 import shutil
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List
 
@@ -210,21 +211,38 @@ def test_a_chat_streams_its_answer_from_llama_server(stack, person):
     assert after["llamacpp:tokens_predicted_total"] - before["llamacpp:tokens_predicted_total"] >= MAX_TOKENS
 
 
+@dataclass
+class Upload:
+    path: Path
+    before: Dict[str, float]  # the embedding server's metrics before the upload
+    after: Dict[str, float]
+    log: List[Dict]  # what reached Qdrant during the upload
+    answer: Answer  # the question asked in the same chat after the upload
+    asked: List[Dict]  # what reached Qdrant while it was answered
+
+
 @pytest.fixture(scope="module")
-def document(person, tmp_path_factory):
-    """The runbook, uploaded into a new chat through the message box, with what the embedding server did for it."""
+def document(stack, person, tmp_path_factory) -> Upload:
+    """The runbook, uploaded into a new chat through the message box, then a question about it in that chat, with what
+    the embedding server and Qdrant saw of each (one fixture: the tests that check them run in any order)."""
     path = tmp_path_factory.mktemp("docs") / "gpu-shelf.txt"
     path.write_text(DOCUMENT)
     person.new_chat()
+    person.pick_model(CHAT.name)
     person.limit_answer(MAX_TOKENS)
-    return path
-
-
-def test_a_document_is_embedded_by_the_catalog_model_and_stored_in_qdrant(stack, person, document):
+    seen = len(read_log(stack.qdrant_storage))
     before = _metrics(stack.server_url(EMBED.name))
-    person.attach(document)
+    person.attach(path)
     after = _metrics(stack.server_url(EMBED.name))
+    uploaded = len(read_log(stack.qdrant_storage))
+    answer = person.send("What is the secret word of the homelab?")
+    person.shot("chat-with-document")
     log = read_log(stack.qdrant_storage)
+    return Upload(path, before, after, log[seen:uploaded], answer, log[uploaded:])
+
+
+def test_a_document_is_embedded_by_the_catalog_model_and_stored_in_qdrant(stack, document):
+    before, after, log = document.before, document.after, document.log
     upserts = [r for r in log if r["method"] == "PUT" and r["path"].endswith("/points") and r["status"] == 200]
     assert upserts, [(r["method"], r["path"], r["status"]) for r in log]
     points = [p for r in upserts for p in r["body"]["points"]]
@@ -248,20 +266,18 @@ def test_a_document_is_embedded_by_the_catalog_model_and_stored_in_qdrant(stack,
     assert {r["key"] for r in log} == {"ok"}
 
 
-def test_a_later_chat_with_the_document_retrieves_it(stack, person, document):
-    seen = len(read_log(stack.qdrant_storage))
-    answer = person.send("What is the secret word of the homelab?")
-    person.shot("chat-with-document")
+def test_a_later_chat_with_the_document_retrieves_it(stack, document):
+    answer = document.answer
     _check_streamed(answer)
     # the question was embedded and searched among the file's chunks
-    queries = [r for r in read_log(stack.qdrant_storage)[seen:] if r["path"].endswith("/points/query")]
+    queries = [r for r in document.asked if r["path"].endswith("/points/query")]
     assert queries and all(r["status"] == 200 for r in queries)
     body = queries[-1]["body"]
     (source,) = answer.sources
     assert len(body["query"]["nearest"]) == EMBED.shape.n_embd
     assert body["filter"]["must"][0] == {"key": "tenant_id", "match": {"value": f"file-{source['source']['id']}"}}
     # what it found, chunks of the document, went to the model, and the page shows where it came from
-    assert source["source"]["name"] == document.name
+    assert source["source"]["name"] == document.path.name
     found = source["document"]
     words = " ".join(DOCUMENT.split())
     assert found and all(" ".join(chunk.split()) in words for chunk in found), found
