@@ -19,6 +19,7 @@ from ._comfyui import CHECKPOINT_SUFFIXES, fixed_arg
 from ._exposure import Exposure, exposure_problems
 from ._formats import size_problem, variable_problems
 from ._inventory import NODE_VARIABLES, SHARED_VARIABLES, build_inventory, check_variable_names
+from ._placement import gpu_pod
 from ._problems import InputError, Problem, suggest
 from ._pull import PullRequest, check_request
 from ._quantity import QuantityError, parse_quantity
@@ -252,7 +253,7 @@ def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Ma
     problems: List[Problem] = []
     hosts = [node["host"] for node in inventory["nodes"]]
     ollama_node = value("ollama", "ollama_node")
-    ollama = next((n for n in inventory["nodes"] if ollama_node and ollama_node in (n["host"], n["name"])), None)
+    ollama = _node_of(inventory, ollama_node)
     if value("ollama", "ollama_enabled") and ollama_node and ollama is None:
         problems.append(
             Problem("ollama_node", f"{ollama_node!r} is not a node of the inventory", f"use one of {', '.join(hosts)}, or leave it empty to run on the CPU")
@@ -270,7 +271,7 @@ def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Ma
         )
     if value("stable_diffusion", "stable_diffusion_enabled"):
         sd_node = value("stable_diffusion", "stable_diffusion_node")
-        node = next((n for n in inventory["nodes"] if sd_node and sd_node in (n["host"], n["name"])), None)
+        node = _node_of(inventory, sd_node)
         vendors = sorted({g["vendor"] for g in node["gpus"]}) if node else []
         if "nvidia" not in vendors:
             found = f"is not a node of the inventory ({', '.join(hosts)})" if node is None else f"has no NVIDIA GPU ({', '.join(vendors) or 'no GPU'})"
@@ -340,6 +341,11 @@ def component_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Ma
     return problems
 
 
+def _node_of(inventory: Mapping[str, Any], ref: Any) -> Optional[Mapping[str, Any]]:
+    """The inventory's node that an inventory host or Kubernetes node name names, or None."""
+    return next((n for n in inventory["nodes"] if ref and ref in (n["host"], n["name"])), None)
+
+
 def _llamacpp_image_problems(variables: Mapping[str, Any], role_specs: Mapping[str, Mapping[str, Any]], inventory: Mapping[str, Any]) -> List[Problem]:
     """``llamacpp_images`` given in part: a value replaces the role's whole default, so each vendor a model runs on
     needs its image there (the rest may be left out)."""
@@ -355,7 +361,8 @@ def _llamacpp_image_problems(variables: Mapping[str, Any], role_specs: Mapping[s
     needs: Dict[str, List[str]] = {}
     for model in inventory["models"]:
         if model["backend"] == "llamacpp":
-            vendor = model["gpu_vendor"] if model["gpu_vendor"] and model["gpu_layers"] > 0 else "cpu"
+            # the vendor whose image the template takes: the placement every llama.cpp pod gets
+            vendor = gpu_pod(inventory, model["node"], gpu=model["gpu_layers"] > 0)["vendor"]
             needs.setdefault(vendor, []).append(model["name"])
     missing = [vendor for vendor in defaults if vendor in needs and not images.get(vendor)]
     if missing:

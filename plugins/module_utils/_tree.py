@@ -298,28 +298,33 @@ def sync_tree(
             continue
         before = _read(os.path.join(root, relpath)) or ""
         result.removed.append(relpath)
-        kept = _data_objects(before)
+        documents = _documents(before)
+        kept = _data_objects(documents)
         result.kept_data.extend(kept)
         if kept and relpath.count("/") >= 2:
             result.kept_data_of.setdefault(relpath.split("/")[1], []).extend(kept)
+        result.left_models.extend(_ollama_pulls(documents))
         drop.add(relpath)
         if want_diff:
             result.diffs.append({"before_header": relpath, "after_header": "/dev/null", "before": before, "after": ""})
-    pulled = {m["model"] for text in files.values() if "kind: Job" in text for m in _ollama_pulls(text)}
-    for relpath in result.removed:
-        if os.path.basename(relpath).startswith("job-"):
-            result.left_models.extend(m for m in _ollama_pulls(_read(os.path.join(root, relpath)) or "") if m["model"] not in pulled)
+    if result.left_models:  # a pull Job went; its model left the catalog unless a rendered Job still pulls it
+        pulled = {m["model"] for text in files.values() if "kind: Job" in text for m in _ollama_pulls(_documents(text))}
+        result.left_models = [m for m in result.left_models if m["model"] not in pulled]
     if result.changed and not check_mode:
         _swap_in(root, rewrite, drop)
     return result
 
 
-def _ollama_pulls(text: str) -> List[Dict[str, str]]:
-    """The Ollama models a file's pull Jobs fetch: the model, Ollama's name for it, its volume and namespace."""
+def _documents(text: str) -> List[Any]:
+    """The YAML documents of a file of the tree; none where it does not parse (a file edited by hand)."""
     try:
-        documents = list(yaml.safe_load_all(text))
+        return list(yaml.safe_load_all(text))
     except yaml.YAMLError:
         return []
+
+
+def _ollama_pulls(documents: Sequence[Any]) -> List[Dict[str, str]]:
+    """The Ollama models a file's pull Jobs fetch: the model, Ollama's name for it, its volume and namespace."""
     found = []
     for doc in documents:
         if not isinstance(doc, dict) or doc.get("kind") != "Job" or not isinstance(doc.get("metadata"), dict):
@@ -351,11 +356,7 @@ def _is_secret(relpath: str) -> bool:
     return name.startswith("secret-") and name.endswith(SECRET_SUFFIX)
 
 
-def _data_objects(text: str) -> List[str]:
-    try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError:
-        return []
+def _data_objects(documents: Sequence[Any]) -> List[str]:
     return [
         f"{doc['kind']} {doc['metadata'].get('namespace', '') + '/' if doc['metadata'].get('namespace') else ''}{doc['metadata']['name']}"
         for doc in documents
