@@ -26,3 +26,11 @@ def _ensure_link() -> None:
 
 
 _ensure_link()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The order's seed (pytest-randomly), also under `pytest -q`: a failure that depends on the order comes back with
+    `--randomly-seed=N`."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None:
+        terminalreporter.write_line(f"tests ran in random order: rerun it with --randomly-seed={seed}")

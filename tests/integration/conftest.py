@@ -32,11 +32,12 @@ def rendered(collections, age_key, tmp_path_factory):
     return out / "homelab", run
 
 
-def pytest_report_header(config):
-    """The versions of Debian's programs that this run uses (scripts/debian-programs.py takes the newest in range)."""
+def pytest_terminal_summary(terminalreporter):
+    """The versions of Debian's programs that this run used (scripts/debian-programs.py takes the newest in range),
+    at the end, where `pytest -q` still shows it."""
     found = []
     for program in ("chromium", "nginx", "prometheus"):
         binary = os.environ.get(f"{program.upper()}_BIN")
         versions = (Path(binary).parent if binary else ROOT / ".cache" / program) / "versions"
         found.append(versions.read_text().strip().replace("\n", ", ") if versions.is_file() else f"{program}: not provided")
-    return "Debian's programs: " + "; ".join(found)
+    terminalreporter.write_line("Debian's programs: " + "; ".join(found))
